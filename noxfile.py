@@ -1,0 +1,474 @@
+"""Every automated task of the monorepo, as nox sessions.
+
+Run ``nox -l`` for the list. The default (``nox``) runs: tests lint layers build.
+
+    nox -s tests                                        # every layer on CPU, then integration
+    nox -s "tests(layer='statejax', backend='cpu')"     # one layer, one backend
+    nox -s lint layers build docs                       # static checks, packaging, docs
+    nox -s demo | bench | bench-peers                   # examples and benchmarks
+
+Adding a package to the stack = adding its folder packages/<dist>/ and one line to LAYERS.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tomllib
+import zipfile
+from pathlib import Path
+
+import nox
+
+# The stack, bottom first, as distribution names. The import name is the dist name with "-"
+# replaced by "_". A layer whose packages/<dist>/src/<import name> folder does not exist yet is
+# skipped with a message.
+LAYERS = ["stategraph", "statejax", "statediff", "statediff-units"]
+
+BACKENDS = ["cpu", "cuda"]
+
+ROOT = Path(__file__).resolve().parent
+TEST_TOOLS = ["pytest>=8.1", "hypothesis>=6.100", "pytest-xdist>=3.5"]
+# The integration session also runs tests/meta, which reads the CI workflow and `nox -l`.
+META_TOOLS = ["pyyaml>=6", "nox>=2024.3.2"]
+DOCS_TOOLS = ["sphinx>=7.2", "myst-parser>=2"]
+LINT_TOOLS = ["ruff>=0.6"]
+IMPORT_LINTER = "import-linter>=2.17"  # >=2.17: the "protected" contract type
+PEERS = ["brainstate", "flax", "equinox", "optax"]
+CPU_DEVICE_FLAG = "--xla_force_host_platform_device_count=8"
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["tests", "lint", "layers", "build"]
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def import_name(dist: str) -> str:
+    """Import name of a layer: statediff-units -> statediff_units."""
+    return dist.replace("-", "_")
+
+
+def src_dir(dist: str) -> Path:
+    return ROOT / "packages" / dist / "src"
+
+
+def layer_exists(dist: str) -> bool:
+    return (src_dir(dist) / import_name(dist)).is_dir()
+
+
+def existing_layers() -> list[str]:
+    """The layers present in the tree, bottom first, stopping at the first missing one."""
+    present = []
+    for dist in LAYERS:
+        if not layer_exists(dist):
+            break
+        present.append(dist)
+    return present
+
+
+def missing_message(dist: str) -> str:
+    return (
+        f"packages/{dist}/src/{import_name(dist)} does not exist yet: "
+        f"layer {dist!r} skipped (add the package to enable it)"
+    )
+
+
+def editable(dists: list[str]) -> list[str]:
+    """pip/uv arguments that install the given layers editable, all in one resolve."""
+    args: list[str] = []
+    for dist in dists:
+        args += ["-e", f"packages/{dist}"]
+    return args
+
+
+def install_all_layers(session: nox.Session, *extra: str) -> list[str]:
+    dists = existing_layers()
+    if not dists:
+        session.skip(missing_message(LAYERS[0]))
+    if len(dists) < len(LAYERS):
+        session.log(f"Layers present: {', '.join(dists)}; not yet: {LAYERS[len(dists)]} and up.")
+    session.install(*editable(dists), *extra)
+    return dists
+
+
+def gpu_absent_reason() -> str | None:
+    """Why no NVIDIA GPU is visible, or None when one is."""
+    smi = shutil.which("nvidia-smi")
+    if smi is not None:
+        try:
+            proc = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.SubprocessError) as exc:
+            smi_state = f"nvidia-smi failed: {exc}"
+        else:
+            if proc.returncode == 0 and "GPU" in proc.stdout:
+                return None
+            smi_state = f"nvidia-smi -L exited {proc.returncode} listing no GPU"
+    else:
+        smi_state = "nvidia-smi not on PATH"
+    if os.path.exists("/dev/nvidia0"):
+        return None
+    return f"{smi_state}, no /dev/nvidia0"
+
+
+def test_env(backend: str) -> dict[str, str]:
+    env = {"HYPOTHESIS_PROFILE": "ci", "JAX_PLATFORMS": backend}
+    if backend == "cpu":
+        # Multi-device tests (shard_map, pmap) see 8 virtual CPU devices.
+        env["XLA_FLAGS"] = " ".join(filter(None, [os.environ.get("XLA_FLAGS"), CPU_DEVICE_FLAG]))
+    return env
+
+
+_CUDA_PROBE = """
+try:
+    import jax
+    ok = any(d.platform == "gpu" for d in jax.devices())
+except Exception as exc:  # no jax, no CUDA plugin, no driver...
+    print("CUDA-JAX: no", type(exc).__name__, exc)
+else:
+    print("CUDA-JAX:", "yes" if ok else "no", jax.__version__)
+try:
+    import hypothesis, pytest  # noqa: F401
+    print("TEST-TOOLS: yes")
+except ImportError:
+    print("TEST-TOOLS: no")
+"""
+
+
+def _ensure_system_site_packages(session: nox.Session) -> None:
+    """Re-create the session venv with --system-site-packages (cuda sessions only).
+
+    nox's ``venv_params`` are per session function, shared by all its parametrizations, and
+    the cpu sessions must stay isolated; so the cuda sessions rebuild their own venv here.
+    """
+    venv = session.virtualenv
+    location = getattr(venv, "location", None)
+    if location is None or not hasattr(venv, "venv_params"):
+        session.error("cuda sessions need a virtualenv backend (uv, virtualenv or venv)")
+    cfg = Path(location) / "pyvenv.cfg"
+    if cfg.exists() and "include-system-site-packages = true" in cfg.read_text():
+        return
+    venv.venv_params = [*venv.venv_params, "--system-site-packages"]
+    venv.reuse_existing = False
+    venv.create()
+
+
+def _probe(session: nox.Session, python: str) -> tuple[bool, bool]:
+    """(jax sees a CUDA GPU, pytest and hypothesis import) for one interpreter."""
+    env = {k: v for k, v in os.environ.items() if k != "JAX_PLATFORMS"}
+    try:
+        proc = subprocess.run(
+            [python, "-c", _CUDA_PROBE], capture_output=True, text=True, env=env, timeout=300
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        session.log(f"{python}: probe failed: {exc}")
+        return False, False
+    summary = proc.stdout.strip().replace("\n", " / ")
+    session.log(f"{python}: {summary}")
+    return "CUDA-JAX: yes" in proc.stdout, "TEST-TOOLS: yes" in proc.stdout
+
+
+def _visible_pythons() -> list[str]:
+    """nox's own interpreter and the python3/python on PATH (any of them may be a venv)."""
+    found = [sys.executable, shutil.which("python3"), shutil.which("python")]
+    unique: list[str] = []
+    for python in found:
+        if python and python not in unique:
+            unique.append(python)
+    return unique
+
+
+def install_for_cuda(session: nox.Session, dists: list[str], *extra: str) -> tuple[str, dict]:
+    """Prepare a cuda session; return the interpreter to run pytest with and extra env vars.
+
+    The session venv is re-created with --system-site-packages. If a visible Python already has
+    a CUDA-enabled jax (and pytest and hypothesis), nothing is fetched from the network: the
+    layers' src folders go on PYTHONPATH. Otherwise jax[cuda12], the layers and the test tools
+    are installed into the venv.
+    """
+    _ensure_system_site_packages(session)
+    pythonpath = os.pathsep.join(
+        filter(None, [*(str(src_dir(d)) for d in dists), os.environ.get("PYTHONPATH")])
+    )
+    venv_python = str(Path(session.bin) / "python")
+    # The venv first: it sees the base interpreter's site-packages. Then the visible
+    # interpreters themselves, for a CUDA jax that lives in a venv (whose packages a
+    # --system-site-packages venv does not see).
+    for python in [venv_python, *_visible_pythons()]:
+        has_cuda_jax, has_tools = _probe(session, python)
+        if not has_cuda_jax:
+            continue
+        if not has_tools:
+            if python != venv_python:
+                continue
+            session.log("jax with CUDA is present; installing only the test tools.")
+            session.install(*TEST_TOOLS)
+        session.log(f"Using {python} with the layers on PYTHONPATH: nothing installed.")
+        return python, {"PYTHONPATH": pythonpath}
+    session.install("-U", "jax[cuda12]", *editable(dists), *TEST_TOOLS, *extra)
+    return "python", {}
+
+
+# ----------------------------------------------------------------------------- tests
+
+# Order: every layer on CPU, the (skipped without a GPU) CUDA legs, then integration.
+TEST_MATRIX = [
+    *[(layer, "cpu") for layer in LAYERS],
+    *[(layer, "cuda") for layer in LAYERS],
+    ("integration", "cpu"),
+    ("integration", "cuda"),
+]
+
+
+@nox.session
+@nox.parametrize(("layer", "backend"), TEST_MATRIX)
+def tests(session: nox.Session, layer: str, backend: str) -> None:
+    """Unit tests + doctests of one layer (with only the layers below it), or integration."""
+    if backend == "cuda":
+        reason = gpu_absent_reason()
+        if reason is not None:
+            session.skip(f"no NVIDIA GPU visible ({reason}): CUDA tests skipped")
+
+    ok_codes = [0]
+    if layer == "integration":
+        dists = existing_layers()
+        if not dists:
+            session.skip(missing_message(LAYERS[0]))
+        targets = [p for p in ("tests/integration", "tests/meta") if (ROOT / p).is_dir()]
+        extra = META_TOOLS
+    else:
+        if not layer_exists(layer):
+            session.skip(missing_message(layer))
+        # This layer and the ones below it, never one above: importing a higher layer fails.
+        dists = LAYERS[: LAYERS.index(layer) + 1]
+        absent = [d for d in dists if not layer_exists(d)]
+        if absent:
+            session.skip(missing_message(absent[0]))
+        tests_dir = Path("packages", layer, "tests")
+        targets = [str(tests_dir)] if (ROOT / tests_dir).is_dir() else []
+        # Docstring examples are doctests.
+        targets += ["--doctest-modules", str(Path("packages", layer, "src"))]
+        extra = []
+        if not any((ROOT / tests_dir).glob("**/test_*.py")):
+            # A layer that has just appeared may have no tests (nor doctests) yet: pytest's
+            # exit code 5, "no tests collected", is then accepted, with this warning.
+            session.warn(f"{tests_dir} has no test_*.py yet: only doctests run for {layer}")
+            ok_codes = [0, 5]
+
+    env = test_env(backend)
+    python = "python"
+    if backend == "cuda":
+        python, extra_env = install_for_cuda(session, dists, *extra)
+        env.update(extra_env)
+    else:
+        session.install(*editable(dists), *TEST_TOOLS, *extra)
+
+    session.run(
+        python,
+        "-m",
+        "pytest",
+        *targets,
+        *session.posargs,
+        env=env,
+        success_codes=ok_codes,
+        external=True,  # the cuda legs may use an interpreter outside the venv
+    )
+
+
+# ----------------------------------------------------------------------------- static checks
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Ruff lint (pycodestyle, pyflakes, isort, bugbear, pyupgrade, Google docstrings)."""
+    session.install(*LINT_TOOLS)
+    candidates = [
+        "packages",
+        "tests",
+        "examples",
+        "benchmarks",
+        "docs",
+        "noxfile.py",
+        "conftest.py",
+    ]
+    paths = [p for p in candidates if (ROOT / p).exists()]
+    session.run("ruff", "check", *paths, *session.posargs)
+
+
+def _filtered_importlinter_config(present: list[str]) -> str:
+    """INI text of [tool.importlinter] keeping only what refers to present packages."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    all_roots = set(config["root_packages"])
+    absent = all_roots - set(present)
+
+    def keep(module: str) -> bool:
+        return module.split(".")[0] not in absent
+
+    def ini_value(value: object) -> str:
+        if isinstance(value, bool):
+            return str(value)
+        if isinstance(value, list):
+            return "".join(f"\n    {v}" for v in value)
+        return str(value)
+
+    lines = ["[importlinter]"]
+    for key, value in config.items():
+        if key == "contracts":
+            continue
+        if key == "root_packages":
+            value = [r for r in value if r in present]
+        lines.append(f"{key} = {ini_value(value)}")
+
+    module_fields = {
+        "layers",
+        "source_modules",
+        "forbidden_modules",
+        "protected_modules",
+        "allowed_importers",
+        "modules",
+    }
+    for contract in config.get("contracts", []):
+        contract = dict(contract)
+        dropped = False
+        for field in module_fields & contract.keys():
+            contract[field] = [m for m in contract[field] if keep(m)]
+            # allowed_importers may legitimately end up empty only if the protected module went.
+            if not contract[field]:
+                dropped = True
+        if contract.get("type") == "layers" and len(contract.get("layers", [])) < 2:
+            dropped = True
+        if dropped:
+            continue
+        cid = contract.pop("id")
+        lines.append("")
+        lines.append(f"[importlinter:contract:{cid}]")
+        lines += [f"{k} = {ini_value(v)}" for k, v in contract.items()]
+    return "\n".join(lines) + "\n"
+
+
+@nox.session
+def layers(session: nox.Session) -> None:
+    """Architecture contracts (import-linter): the stack, private _src, brainunit, no NN libs."""
+    present = [import_name(d) for d in install_all_layers(session, IMPORT_LINTER)]
+    if len(present) == len(LAYERS):
+        session.run("lint-imports", "--no-cache", *session.posargs)
+        return
+    config = Path(session.create_tmp()) / ".importlinter"
+    config.write_text(_filtered_importlinter_config(present))
+    session.log(f"Checking the contracts that apply to the present layers ({config}).")
+    session.run("lint-imports", "--no-cache", str(config), *session.posargs)
+
+
+# ----------------------------------------------------------------------------- packaging
+
+
+def _check_wheel(path: Path, imp: str) -> list[str]:
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+    problems = []
+    if f"{imp}/py.typed" not in names:
+        problems.append(f"missing {imp}/py.typed")
+    for name in names:
+        parts = name.split("/")
+        top = parts[0]
+        if top != imp and not top.endswith((".dist-info", ".data")):
+            problems.append(f"unexpected top-level entry {name}")
+        if "tests" in parts[:-1] or parts[-1].startswith("test_") or parts[-1] == "conftest.py":
+            problems.append(f"test file {name}")
+        if {"_build", "__pycache__"} & set(parts[:-1]) or name.endswith((".pyc", ".pyo")):
+            problems.append(f"build junk {name}")
+    return problems
+
+
+def _check_sdist(path: Path) -> list[str]:
+    with tarfile.open(path) as tf:
+        names = tf.getnames()
+    problems = []
+    for name in names:
+        parts = name.split("/")
+        if "tests" in parts[:-1] or "_build" in parts or "__pycache__" in parts:
+            problems.append(f"unwanted file {name}")
+    return problems
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build sdist + wheel of every present package into dist/ and check the wheels' contents."""
+    dists = existing_layers()
+    if not dists:
+        session.skip(missing_message(LAYERS[0]))
+    out = ROOT / "dist"
+    shutil.rmtree(out, ignore_errors=True)
+    use_uv = session.venv_backend == "uv"
+    if not use_uv:
+        session.install("build")
+    for dist in dists:
+        if use_uv:
+            session.run("uv", "build", "--out-dir", str(out), f"packages/{dist}")
+        else:
+            session.run("python", "-m", "build", "--outdir", str(out), f"packages/{dist}")
+
+    failures = []
+    for dist in dists:
+        imp = import_name(dist)
+        wheels = sorted(out.glob(f"{imp}-*.whl"))
+        sdists = sorted(out.glob(f"{imp}-*.tar.gz"))
+        if len(wheels) != 1 or len(sdists) != 1:
+            failures.append(f"{dist}: expected one wheel and one sdist, found {wheels + sdists}")
+            continue
+        for problem in _check_wheel(wheels[0], imp):
+            failures.append(f"{wheels[0].name}: {problem}")
+        for problem in _check_sdist(sdists[0]):
+            failures.append(f"{sdists[0].name}: {problem}")
+        session.log(f"{wheels[0].name} and {sdists[0].name}: OK")
+    if failures:
+        session.error("Bad distributions:\n  " + "\n  ".join(failures))
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Sphinx + MyST HTML docs, warnings as errors, offline (no intersphinx)."""
+    install_all_layers(session, *DOCS_TOOLS)
+    out = ROOT / "docs" / "_build" / "html"
+    shutil.rmtree(out, ignore_errors=True)
+    session.run(
+        "sphinx-build", "-W", "--keep-going", "-b", "html", "docs", str(out), *session.posargs
+    )
+    session.log(f"Open {out / 'index.html'}")
+
+
+# ----------------------------------------------------------------------------- examples, benchmarks
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Run examples/demo.py with the whole stack installed."""
+    script = ROOT / "examples" / "demo.py"
+    if not script.exists():
+        session.skip("examples/demo.py does not exist yet: demo skipped")
+    install_all_layers(session, "matplotlib")
+    session.run("python", str(script), *session.posargs, env={"MPLBACKEND": "Agg"})
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run every benchmarks/bench_*.py (each prints a table, writes benchmarks/results/*.json)."""
+    scripts = sorted((ROOT / "benchmarks").glob("bench_*.py"))
+    if not scripts:
+        session.skip("no benchmarks/bench_*.py yet: bench skipped")
+    install_all_layers(session, "matplotlib")
+    for script in scripts:
+        session.run("python", str(script), *session.posargs, env={"MPLBACKEND": "Agg"})
+
+
+@nox.session(name="bench-peers")
+def bench_peers(session: nox.Session) -> None:
+    """Run benchmarks/peers.py against brainstate, flax, equinox and optax."""
+    script = ROOT / "benchmarks" / "peers.py"
+    if not script.exists():
+        session.skip("benchmarks/peers.py does not exist yet: bench-peers skipped")
+    install_all_layers(session, *PEERS, "matplotlib")
+    session.run("python", str(script), *session.posargs, env={"MPLBACKEND": "Agg"})
