@@ -1,0 +1,1 @@
+"""Private implementation of :mod:`stategraph`; import from the package instead."""

@@ -1,0 +1,137 @@
+"""A state trace that turns the states read inside it into inputs of a jaxpr."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+import jax
+from jax._src import source_info_util
+from jax._src.interpreters import partial_eval as pe
+
+from . import context
+from .access import current_jax_trace
+from .state import State, poison
+from .structure import has_tracer
+from .trace import StateTrace
+
+__all__ = ["LiftTrace"]
+
+
+def _new_arg(jax_trace: Any, leaf: Any) -> Any:
+    aval = jax.typeof(leaf)
+    return jax_trace.new_arg(aval, source_info_util.current())
+
+
+class LiftTrace(StateTrace):
+    """Record states like :class:`StateTrace` and lift them into jaxpr inputs.
+
+    Open it *inside* a function being traced by ``jax.make_jaxpr`` (or any
+    transform that stages a jaxpr). On the first read of a state, its value's
+    leaves become new input variables of that jaxpr, appended after the
+    function's own arguments in first-read order, and the state holds those
+    tracers until the trace closes. Writes of tracers from that jaxpr's trace
+    are allowed. Call :meth:`finish` (or leave the ``with`` block) to collect
+    the written values and put back every state's value from before the trace.
+
+    Attributes:
+        input_states: States lifted into inputs, in first-read order.
+        input_values: Their values at lifting time (bind these to the inputs).
+        output_values: After :meth:`finish`, the final values of
+            ``written_states`` (tracers of the jaxpr).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, stategraph as sg
+        >>> from stategraph.extend import LiftTrace
+        >>> w = sg.ParamState(jnp.ones(3), name="w")
+        >>> def f(x):
+        ...     with LiftTrace() as t:
+        ...         w.value = w.value * x
+        ...     return t.output_values
+        >>> jaxpr = jax.make_jaxpr(f)(2.0)
+        >>> len(jaxpr.in_avals), float(w.value[0])   # x, then w's value
+        (2, 1.0)
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._originals: dict[int, tuple[State, Any]] = {}
+        self._created: list[State] = []
+        self.input_states: list[State] = []
+        self.input_values: list[Any] = []
+        self.output_values: list[Any] = []
+
+    def __enter__(self) -> LiftTrace:
+        jax_trace = current_jax_trace()
+        if not isinstance(jax_trace, pe.DynamicJaxprTrace):
+            raise TypeError(
+                "LiftTrace must be opened inside a function being staged to a jaxpr "
+                f"(jax.make_jaxpr, jax.jit tracing), but JAX's current trace is "
+                f"{type(jax_trace).__name__}. Fix: open it inside the traced function."
+            )
+        self._jax_trace = jax_trace
+        super().__enter__()
+        context.LOCAL.catchers.append(self)
+        context.ACTIVE.add(1)
+        return self
+
+    def _on_create(self, state: State) -> None:
+        self._created.append(state)
+
+    def _on_read(self, state: State) -> None:
+        key = id(state)
+        first = key not in self._originals
+        super()._on_read(state)
+        if first:
+            value = state._value
+            self._originals[key] = (state, value)
+            leaves, treedef = jax.tree.flatten(value)
+            try:
+                lifted = [_new_arg(self._jax_trace, x) for x in leaves]
+            except TypeError as err:
+                raise TypeError(
+                    f"{type(state).__name__} {state._label()}: a state's value must be a pytree "
+                    f"of arrays to be traced, but it holds {type(value).__name__} ({err}). "
+                    "Fix: store JAX or NumPy arrays (or Python numbers) in states."
+                ) from None
+            state._value = jax.tree.unflatten(treedef, lifted)
+            self.input_states.append(state)
+            self.input_values.append(value)
+
+    def _on_write(self, state: State) -> None:
+        key = id(state)
+        if key not in self._originals:
+            self._originals[key] = (state, state._value)
+        super()._on_write(state)
+
+    def finish(self) -> list[Any]:
+        """Close the trace, restore every state and return the written values."""
+        if self._open:
+            self.output_values = [s._value for s in self.written_states]
+            self._restore()
+        return self.output_values
+
+    def _restore(self) -> None:
+        try:
+            for state, value in reversed(self._originals.values()):
+                state._value = value
+            for state in self._created:
+                if has_tracer(state._value):
+                    poison(state)
+        finally:
+            context.ACTIVE.add(-1)
+            if self in context.LOCAL.catchers:
+                context.LOCAL.catchers.remove(self)
+            self._close()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.finish()
+        elif self._open:
+            self._restore()
+

@@ -1,0 +1,76 @@
+"""Public error classes of :mod:`stategraph`.
+
+Every error raised for a *state concept* derives from :class:`StateError`, so a
+framework can catch them all at once. Bad arguments raise the builtin
+:class:`TypeError` or :class:`ValueError` instead.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "StateError",
+    "StateStructureError",
+    "TraceContextError",
+    "TraceOrderError",
+]
+
+_DOCS = "https://stategraph.readthedocs.io/en/latest/errors.html"
+
+
+def _link(anchor: str) -> str:
+    return f"\n(See {_DOCS}#{anchor})"
+
+
+class StateError(Exception):
+    """Root of every state-related error raised by this stack.
+
+    Cause: a rule about :class:`~stategraph.State` objects was broken.
+
+    Fix: catch this class to handle every state error at once; the subclass and
+    its message say which rule and how to fix the call.
+    """
+
+
+class TraceContextError(StateError):
+    """A state was given (or read) a value from the wrong JAX trace.
+
+    Cause: ``state.value = x`` where ``x`` is a JAX tracer coming from a
+    transform that does not manage states, such as plain ``jax.jit``,
+    ``jax.vmap`` or ``jax.grad`` over code that writes ``state.value``. After
+    that transform returned, the state would hold a leaked tracer. It is also
+    raised when reading a state that was created inside a traced function and
+    whose value only existed inside that trace.
+
+    Fix: use the stateful counterpart of the transform (``statejax.jit``,
+    ``statejax.vmap``, ``statediff.grad``, ...), which carries written states in
+    and out of the trace, or return the new value from the function and write
+    it outside the transform. For a state created inside a traced function,
+    create it outside the transform or write it a concrete value before
+    reading it.
+    """
+
+
+class StateStructureError(StateError, ValueError):
+    """A state was written, during a trace, with a value of another structure.
+
+    Cause: while a :class:`~stategraph.StateTrace` is open (so inside every
+    stateful transform), writing ``state.value`` with a value whose pytree
+    structure, shape or dtype differs from the current one. A compiled
+    function has fixed input and output types, so such a write cannot be
+    carried out of the trace.
+
+    Fix: keep the value's structure, shape and dtype (cast with ``.astype``,
+    reshape, or pad), or change the structure outside any transform; the
+    stateful transforms then retrace for the new structure.
+    """
+
+
+class TraceOrderError(StateError, RuntimeError):
+    """State traces were exited in another order than they were entered.
+
+    Cause: a :class:`~stategraph.StateTrace` was exited while a trace entered
+    after it was still open (the ``with`` blocks do not nest, or ``__exit__``
+    was called by hand in the wrong order).
+
+    Fix: use ``with`` blocks so traces close innermost first.
+    """

@@ -1,0 +1,87 @@
+"""Semi-public hooks for frameworks built on :mod:`stategraph`.
+
+These are the pieces that ``statejax`` (and any other framework) needs to lift
+stateful code into pure JAX functions. They are documented and kept stable
+within a minor version, but they bypass the checks of ``State.value``; model
+code should not need them.
+
+- :class:`LiftTrace`: a state trace that turns the states read inside it into
+  inputs of the jaxpr being traced and allows writes of that jaxpr's tracers.
+- :func:`read_raw` / :func:`write_raw`: read or set many states' values
+  without recording or checking (the hot path of a compiled call).
+- :data:`ACTIVE`: ``ACTIVE.count`` is the number of traces and catchers open
+  in any thread; when it is zero every access takes the fast path.
+- :func:`open_traces`: this thread's open traces, outermost first.
+- :func:`poison` / :func:`is_poisoned`: make a state's reads raise
+  :class:`~stategraph.errors.TraceContextError` until it is written.
+- :func:`describe`, :func:`structure_of`, :func:`has_tracer`: tracer-safe
+  descriptions and comparisons of state values.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from stategraph._src.context import ACTIVE
+from stategraph._src.context import LOCAL as _LOCAL
+from stategraph._src.lift import LiftTrace
+from stategraph._src.state import State, is_poisoned, poison
+from stategraph._src.structure import describe, has_tracer, structure_of
+from stategraph._src.trace import StateTrace
+
+__all__ = [
+    "ACTIVE",
+    "LiftTrace",
+    "describe",
+    "has_tracer",
+    "is_poisoned",
+    "open_traces",
+    "poison",
+    "read_raw",
+    "structure_of",
+    "write_raw",
+]
+
+_get = operator.attrgetter("_value")
+_set = State._value.__set__  # type: ignore[attr-defined]
+
+
+def read_raw(states: Iterable[State]) -> list[Any]:
+    """Return the values of ``states`` without recording the reads.
+
+    Example:
+        >>> import stategraph as sg
+        >>> from stategraph.extend import read_raw
+        >>> read_raw([sg.State(1.0), sg.State(2.0)])
+        [1.0, 2.0]
+    """
+    return list(map(_get, states))
+
+
+def write_raw(states: Sequence[State], values: Sequence[Any]) -> None:
+    """Set the values of ``states`` without recording or checking the writes.
+
+    Example:
+        >>> import stategraph as sg
+        >>> from stategraph.extend import write_raw
+        >>> a = sg.State(1.0)
+        >>> write_raw([a], [3.0]); a.value
+        3.0
+    """
+    for state, value in zip(states, values, strict=True):
+        _set(state, value)
+
+
+def open_traces() -> tuple[StateTrace, ...]:
+    """Return this thread's open state traces, outermost first.
+
+    Example:
+        >>> import stategraph as sg
+        >>> from stategraph.extend import open_traces
+        >>> with sg.StateTrace() as t:
+        ...     open_traces() == (t,)
+        True
+    """
+    return tuple(_LOCAL.traces)

@@ -1,0 +1,37 @@
+"""statejax: stateful functions lifted to pure JAX, and stateful transforms.
+
+A function that reads and writes :class:`stategraph.State` objects is traced
+once per signature into a pure JAX function of (state values, arguments);
+``jit``, ``vmap``, ``cond``, ``scan`` and the others are built on that pure
+function, so they nest in any order and cost what plain JAX costs.
+
+Example:
+    >>> import jax.numpy as jnp, stategraph as sg, statejax as sj
+    >>> w = sg.ParamState(jnp.ones(3), name="w")
+    >>> @sj.jit
+    ... def scale(x):
+    ...     w.value = w.value * x
+    ...     return w.value.sum()
+    >>> float(scale(2.0)), float(w.value[0])
+    (6.0, 2.0)
+"""
+
+from statejax import errors
+from statejax._src.cond import cond
+from statejax._src.jit import jit
+from statejax._src.plan import Lifted, StatePlan
+from statejax._src.stateful import StatefulFunction, StatefulLowered, make_jaxpr
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Lifted",
+    "StatePlan",
+    "StatefulFunction",
+    "StatefulLowered",
+    "__version__",
+    "cond",
+    "errors",
+    "jit",
+    "make_jaxpr",
+]

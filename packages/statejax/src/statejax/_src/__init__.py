@@ -1,0 +1,1 @@
+"""Private implementation of :mod:`statejax`; import from the package instead."""

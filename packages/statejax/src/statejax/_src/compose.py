@@ -1,0 +1,160 @@
+"""Building blocks of the stateful transforms.
+
+Every stateful transform follows one recipe:
+
+1. Lift each user function with :func:`lifted_for` (a cached
+   :class:`StatefulFunction`) and trace it for the (abstract) arguments the
+   JAX transform will give it: ``sf.trace(*args)`` returns a
+   :class:`~statejax.Lifted` with ``read_states``, ``written_states`` and a
+   pure ``run_flat``.
+2. Join the states of all lifted functions with :class:`StateIO`: the input
+   states (read by any, or written by any, so that a function that does not
+   write a state can pass its value through) and the output states (written
+   by any). ``io.pure(sf, lifted)`` is a pure function
+   ``(in_values, *args, **kwargs) -> (out, out_values)``.
+3. Inside a *driver* function, read ``io.values()`` (recorded reads), apply the
+   JAX transform (``jax.lax.cond``, ``jax.vmap``, ...) to the pure functions,
+   and ``io.write(new_values)`` (recorded writes).
+4. Wrap the driver in a :class:`StatefulFunction` (cached with
+   :func:`cached_driver` for function-style APIs like ``cond``), so that eager
+   calls run one compiled function and the Python bodies run once per
+   signature, and nesting in other transforms works through the same lifting.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
+import jax
+
+from stategraph import State
+
+from .plan import Lifted
+from .stateful import StatefulFunction
+
+__all__ = ["StateIO", "cached_driver", "lifted_for", "arg_leaves"]
+
+_LIFTED: weakref.WeakKeyDictionary[Any, dict[str, StatefulFunction]] = weakref.WeakKeyDictionary()
+_LIFTED_LOCK = threading.Lock()
+
+
+def lifted_for(
+    fun: Callable[..., Any], api: str, static_argnums: Sequence[int] = ()
+) -> StatefulFunction:
+    """Return the cached :class:`StatefulFunction` lifting ``fun`` (one per function)."""
+    if isinstance(fun, StatefulFunction):
+        return fun
+    inner = getattr(fun, "stateful", None)
+    if isinstance(inner, StatefulFunction):
+        return inner
+    key = f"{api}|{tuple(static_argnums)}"
+    try:
+        with _LIFTED_LOCK:
+            per_fun = _LIFTED.setdefault(fun, {})
+            sf = per_fun.get(key)
+            if sf is None:
+                sf = per_fun[key] = StatefulFunction(fun, tuple(static_argnums), api=api)
+            return sf
+    except TypeError:  # not weak-referenceable: no caching
+        return StatefulFunction(fun, tuple(static_argnums), api=api)
+
+
+class _LRU:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: OrderedDict[Hashable, StatefulFunction] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: Hashable, build: Callable[[], StatefulFunction]) -> StatefulFunction:
+        with self.lock:
+            hit = self.items.get(key)
+            if hit is not None:
+                self.items.move_to_end(key)
+                return hit
+        made = build()
+        with self.lock:
+            self.items[key] = made
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+        return made
+
+
+_DRIVERS = _LRU(512)
+
+
+def cached_driver(key: Hashable, build: Callable[[], StatefulFunction]) -> StatefulFunction:
+    """Return the driver cached under ``key`` (built once; bounded LRU cache).
+
+    Function-style transforms (``cond(pred, f, g, x)``) are called anew each
+    time; keying their driver by the user functions' identities keeps the
+    Python bodies from running on every eager call, as JAX does for
+    ``jax.lax.cond``.
+    """
+    return _DRIVERS.get(key, build)
+
+
+def arg_leaves(sf: StatefulFunction, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+    """Return the dynamic argument leaves of a call, in the jaxpr's input order."""
+    dyn_args, dyn_kwargs, _ = sf._split(args, kwargs)
+    return jax.tree.leaves((dyn_args, dyn_kwargs))
+
+
+class StateIO:
+    """The joint state inputs and outputs of several lifted functions.
+
+    Attributes:
+        in_states: States read or written by any function (first-seen order).
+        out_states: States written by any function (first-seen order).
+    """
+
+    def __init__(self, lifted: Sequence[Lifted], extra_in: Sequence[State] = ()) -> None:
+        ins: dict[int, State] = {}
+        outs: dict[int, State] = {}
+        for item in lifted:
+            for s in item.read_states:
+                ins.setdefault(id(s), s)
+        for s in extra_in:
+            ins.setdefault(id(s), s)
+        for item in lifted:
+            for s in item.written_states:
+                ins.setdefault(id(s), s)
+                outs.setdefault(id(s), s)
+        self.in_states: list[State] = list(ins.values())
+        self.out_states: list[State] = list(outs.values())
+        self._in_index = {id(s): i for i, s in enumerate(self.in_states)}
+
+    def values(self) -> list[Any]:
+        """Read the input states' values (recorded, so enclosing traces lift them)."""
+        return [s.value for s in self.in_states]
+
+    def out_values(self, in_values: Sequence[Any]) -> list[Any]:
+        """Select the output states' entries from a list of input values."""
+        return [in_values[self._in_index[id(s)]] for s in self.out_states]
+
+    def write(self, values: Sequence[Any]) -> None:
+        """Write the output states (recorded writes)."""
+        for state, value in zip(self.out_states, values, strict=True):
+            state.value = value
+
+    def pure(self, sf: StatefulFunction, lifted: Lifted) -> Callable[..., tuple[Any, list[Any]]]:
+        """Return ``(in_values, *args, **kwargs) -> (out, out_values)`` for one function.
+
+        Output states that ``lifted`` does not write pass their input value through.
+        """
+        read_pos = [self._in_index[id(s)] for s in lifted.read_states]
+        written_ids = [id(s) for s in lifted.written_states]
+        out_ids = [id(s) for s in self.out_states]
+        out_pos = [self._in_index[i] for i in out_ids]
+
+        def run(in_values: Sequence[Any], *args: Any, **kwargs: Any) -> tuple[Any, list[Any]]:
+            leaves = arg_leaves(sf, args, kwargs)
+            out, written = lifted.run_flat(leaves, [in_values[i] for i in read_pos])
+            by_id = dict(zip(written_ids, written, strict=True))
+            new = [by_id.get(i, in_values[p]) for i, p in zip(out_ids, out_pos, strict=True)]
+            return out, new
+
+        return run

@@ -1,0 +1,375 @@
+"""Lifting a stateful Python function into a pure, cached, compiled JAX function."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+from jax._src import core as _jax_core
+
+from stategraph import State
+from stategraph.extend import open_traces, write_raw
+
+from .fastpath import Stale, make_call_function, reset, set_plan
+from .plan import Lifted, StatePlan, trace_lifted
+from .signature import abstract_key, check_no_states, normalize_argnums, split_static
+
+__all__ = ["StatefulFunction", "make_jaxpr"]
+
+_EvalTrace = _jax_core.EvalTrace
+_trace_ctx = _jax_core.trace_ctx
+_TRACE = _jax_core.trace_state_strong_ref
+_EVAL = _jax_core.eval_trace
+
+
+def _eager() -> bool:
+    return type(_trace_ctx.trace) is _EvalTrace
+
+
+class StatefulFunction:
+    """Lift a function that reads and writes States into a pure JAX function.
+
+    The function is traced once per abstract signature (tree structure,
+    shapes, dtypes and weak types of the dynamic arguments; values of the
+    static ones). The trace records the states it reads and writes, in
+    first-access order, and gives a closed jaxpr whose inputs are (argument
+    leaves, read state leaves) and outputs (output leaves, written state
+    leaves). Calling the object runs the function statefully through one
+    compiled function: the hot path gathers the state values, lets JAX's own
+    dispatch check the signature, and writes the written states back.
+
+    What the cache assumes (as JAX assumes about closures): for a given
+    signature, the function touches the same states every time. States are
+    held by weak reference: a state that was garbage-collected causes a
+    retrace; a state whose shape or dtype changed outside causes a retrace.
+    Replacing a state by another one that is still alive elsewhere is not
+    detected: call :meth:`clear_cache` after restructuring a model.
+
+    All or nothing: if tracing or execution raises, every state keeps the
+    value it had before the call and the failed trace is not cached.
+
+    Args:
+        fun: The stateful function.
+        static_argnums: Positions of arguments that are hashable Python values
+            (a retrace per new value), as in ``jax.jit``.
+        static_argnames: Names of keyword arguments that are static.
+        jit_kwargs: Extra keyword arguments for the underlying ``jax.jit``.
+        api: Name used in error messages.
+
+    Example:
+        >>> import jax.numpy as jnp, stategraph as sg, statejax as sj
+        >>> count = sg.ShortTermState(jnp.zeros(()), name="count")
+        >>> def step(x):
+        ...     count.value = count.value + 1
+        ...     return x * 2
+        >>> f = sj.StatefulFunction(step)
+        >>> float(f(3.0)), float(count.value)
+        (6.0, 1.0)
+        >>> lifted = f.trace(3.0)
+        >>> [s.name for s in lifted.read_states], [s.name for s in lifted.written_states]
+        (['count'], ['count'])
+        >>> out, (new_count,) = f.pure([count.value], 3.0)   # touches no state
+        >>> float(new_count), float(count.value)
+        (2.0, 1.0)
+    """
+
+    def __init__(
+        self,
+        fun: Callable[..., Any],
+        static_argnums: int | Sequence[int] = (),
+        static_argnames: str | Sequence[str] = (),
+        *,
+        jit_kwargs: dict[str, Any] | None = None,
+        donate_states: bool = False,
+        api: str = "StatefulFunction",
+    ) -> None:
+        if not callable(fun):
+            raise TypeError(f"{api}: expected a callable, got {type(fun).__name__} {fun!r}.")
+        self.fun = fun
+        self.api = api
+        self.static_argnums = normalize_argnums(api, static_argnums)
+        if isinstance(static_argnames, str):
+            static_argnames = (static_argnames,)
+        self.static_argnames = tuple(static_argnames)
+        self.donate_states = bool(donate_states)
+        self._jit_kwargs = dict(jit_kwargs or {})
+        self._lock = threading.RLock()
+        functools.update_wrapper(self, fun, updated=())
+        name = getattr(fun, "__name__", "fun")
+        self._call = make_call_function(self._call_slow, name)
+        self.clear_cache()
+
+    # ------------------------------------------------------------- the cache
+    def clear_cache(self) -> None:
+        """Forget every traced signature and compiled function."""
+        self._lifted: dict[Any, Lifted] = {}
+        self._plan: StatePlan | None = None
+        reset(self._call)
+
+    def _compile_plan(self, plan: StatePlan) -> None:
+        """Give a new plan its compiled runner and its generated hot-path call."""
+        kw = dict(self._jit_kwargs)
+        n = plan.n_read
+        static = tuple(i + n for i in self.static_argnums)
+        donate = tuple(i + n for i in normalize_argnums(self.api, kw.pop("donate_argnums", ())))
+        if self.donate_states:
+            donate = (*(i for i, w in enumerate(plan.rw_mask) if w), *donate)
+        in_shardings = kw.pop("in_shardings", None)
+        if in_shardings is not None:
+            if not isinstance(in_shardings, tuple):
+                in_shardings = (in_shardings,)
+            current = [
+                jax.tree.map(lambda x: getattr(x, "sharding", None), s._value)
+                for s in plan.read_states() or []
+            ]
+            kw["in_shardings"] = (*current, *in_shardings)
+        out_shardings = kw.pop("out_shardings", None)
+        if out_shardings is not None:
+            kw["out_shardings"] = (out_shardings, *([None] * plan.n_write))
+        runner = functools.partial(_runner, self, plan)
+        functools.update_wrapper(runner, self.fun, updated=())
+        plan.jitted = jax.jit(
+            runner,
+            static_argnums=static or None,
+            static_argnames=self.static_argnames or None,
+            donate_argnums=donate or None,
+            **kw,
+        )
+
+    def _split(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return split_static(args, kwargs, self.static_argnums, self.static_argnames)
+
+    def _rebuilder(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not self.static_argnums and not self.static_argnames:
+            return lambda a, k: (a, k)
+
+        def rebuild(d_args: tuple[Any, ...], d_kwargs: dict[str, Any]) -> Any:
+            full = tuple(args[i] if i in self.static_argnums else a for i, a in enumerate(d_args))
+            kw = dict(d_kwargs)
+            kw.update({k: kwargs[k] for k in self.static_argnames if k in kwargs})
+            return full, kw
+
+        return rebuild
+
+    def _key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        dyn_args, dyn_kwargs, statics = self._split(args, kwargs)
+        try:
+            return (abstract_key((dyn_args, dyn_kwargs)), statics)
+        except TypeError:
+            check_no_states(self.api, args, kwargs)
+            raise
+
+    def _valid(self, lifted: Lifted, states: list[State] | None) -> bool:
+        if states is None or lifted.plan.written_states() is None:
+            return False
+        for state, tree, aval in zip(
+            states, lifted.state_trees, _chunks(lifted.state_avals, lifted.state_trees), strict=True
+        ):
+            value = state._value
+            leaves, t = jax.tree.flatten(value)
+            if t != tree:
+                return False
+            for leaf, a in zip(leaves, aval, strict=True):
+                b = jax.typeof(leaf)
+                if (b.shape, b.dtype, b.weak_type) != a:
+                    return False
+        return True
+
+    def trace(self, *args: Any, **kwargs: Any) -> Lifted:
+        """Return the traced signature for these arguments (tracing if needed).
+
+        Args:
+            *args: Arguments as for a call (arrays or ``jax.ShapeDtypeStruct``).
+            **kwargs: Keyword arguments as for a call.
+
+        Returns:
+            The :class:`~statejax.Lifted` for this signature: ``jaxpr``,
+            ``read_states``, ``written_states``, ``out_shapes``.
+        """
+        check_no_states(self.api, args, kwargs)
+        key = self._key(args, kwargs)
+        with self._lock:
+            lifted = self._lifted.get(key)
+            if lifted is not None and self._valid(lifted, lifted.plan.read_states()):
+                return lifted
+            dyn_args, dyn_kwargs, _ = self._split(args, kwargs)
+            lifted = trace_lifted(
+                self.api,
+                self.fun,
+                dyn_args,
+                dyn_kwargs,
+                self._rebuilder(args, kwargs),
+                reuse=self._plan,
+            )
+            if lifted.plan.jitted is None:
+                self._compile_plan(lifted.plan)
+            self._lifted[key] = lifted
+            return lifted
+
+    # ------------------------------------------------------------ pure calls
+    def pure(
+        self, state_values: Sequence[Any], *args: Any, **kwargs: Any
+    ) -> tuple[Any, tuple[Any, ...]]:
+        """Run the function purely: ``(state_values, *args) -> (output, written values)``.
+
+        ``state_values`` are values for ``self.trace(*args).read_states`` in
+        that order; the written values are for ``written_states``. No state is
+        read or changed, so this composes with every JAX transform.
+        """
+        lifted = self.trace(*args, **kwargs)
+        dyn_args, dyn_kwargs, _ = self._split(args, kwargs)
+        arg_leaves = jax.tree.leaves((dyn_args, dyn_kwargs))
+        return lifted.run_flat(arg_leaves, list(state_values))
+
+    def jaxpr(self, *args: Any, **kwargs: Any) -> jax.extend.core.ClosedJaxpr:
+        """Return the closed jaxpr for this signature."""
+        return self.trace(*args, **kwargs).jaxpr
+
+    def read_states(self, *args: Any, **kwargs: Any) -> list[State]:
+        """Return the states read for this signature, in first-read order."""
+        return self.trace(*args, **kwargs).read_states
+
+    def written_states(self, *args: Any, **kwargs: Any) -> list[State]:
+        """Return the states written for this signature, in first-write order."""
+        return self.trace(*args, **kwargs).written_states
+
+    def out_shapes(self, *args: Any, **kwargs: Any) -> Any:
+        """Return the output as a pytree of ``jax.ShapeDtypeStruct``."""
+        return self.trace(*args, **kwargs).out_shapes
+
+    # -------------------------------------------------------------- calling
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call(*args, **kwargs)
+
+    def _call_slow(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        lifted = self.trace(*args, **kwargs)
+        plan = lifted.plan
+        read = plan.read_states()
+        written_states = plan.written_states()
+        assert read is not None and written_states is not None
+        managed = bool(open_traces()) or not _eager()
+        if not managed:
+            with self._lock:
+                if self._plan is not plan:
+                    self._plan = plan
+                    set_plan(self._call, plan, plan.jitted)
+            values = [s._value for s in read]
+            res = plan.jitted(*values, *args, **kwargs)
+            write_raw(written_states, res[1:])
+            return res[0]
+        values = [s.value for s in read]  # recorded: enclosing traces lift them
+        res = plan.jitted(*values, *args, **kwargs)
+        for state, value in zip(written_states, res[1:], strict=True):
+            state.value = value
+        return res[0]
+
+    # ----------------------------------------------------------- AOT helpers
+    def lower(self, *args: Any, **kwargs: Any) -> StatefulLowered:
+        """Lower for these arguments, as ``jax.jit(...).lower`` (user output only)."""
+        lifted = self.trace(*args, **kwargs)
+        plan = lifted.plan
+        values = [s._value for s in plan.read_states() or []]
+        lowered = plan.jitted.lower(*values, *args, **kwargs)
+        return StatefulLowered(lowered, lifted)
+
+    def eval_shape(self, *args: Any, **kwargs: Any) -> Any:
+        """Return the output shapes for these arguments; no state changes."""
+        return self.trace(*args, **kwargs).out_shapes
+
+    def __repr__(self) -> str:
+        name = getattr(self.fun, "__qualname__", repr(self.fun))
+        return f"{type(self).__name__}({name}, signatures={len(self._lifted)})"
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        if obj is None:
+            return self
+        return functools.partial(self, obj)
+
+
+class StatefulLowered:
+    """A lowered stateful function; ``out_info`` describes the user's output only."""
+
+    def __init__(self, lowered: Any, lifted: Lifted) -> None:
+        self._lowered = lowered
+        self.lifted = lifted
+
+    @property
+    def out_info(self) -> Any:
+        """Shapes and dtypes of the user's output (written states excluded)."""
+        return self._lowered.out_info[0]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._lowered, name)
+
+
+def _chunks(flat: tuple[Any, ...], trees: Sequence[Any]) -> list[tuple[Any, ...]]:
+    out, pos = [], 0
+    for tree in trees:
+        n = tree.num_leaves
+        out.append(flat[pos : pos + n])
+        pos += n
+    return out
+
+
+def _runner(sf: StatefulFunction, plan: StatePlan, *flat: Any, **kwargs: Any) -> tuple[Any, ...]:
+    """The function JAX traces per signature: evaluate the matching jaxpr."""
+    n = plan.n_read
+    values, args = list(flat[:n]), flat[n:]
+    if plan.read_states() is None or plan.written_states() is None:
+        raise Stale
+    with sf._lock:
+        key = sf._key(args, kwargs)
+        lifted = sf._lifted.get(key)
+        fits = lifted is not None and lifted.plan is plan
+        if fits:
+            state_key = tuple(
+                (a.shape, a.dtype, a.weak_type)
+                for a in (jax.typeof(x) for x in jax.tree.leaves(values))
+            )
+            fits = state_key == lifted.state_avals  # type: ignore[union-attr]
+        if not fits:
+            # JAX saw a new signature: trace again with the states' current values.
+            lifted = sf.trace(*args, **kwargs)
+            if lifted.plan is not plan:
+                raise Stale
+    dyn_args, dyn_kwargs, _ = sf._split(args, kwargs)
+    arg_leaves = jax.tree.leaves((dyn_args, dyn_kwargs))
+    out, written = lifted.run_flat(arg_leaves, values)  # type: ignore[union-attr]
+    return (out, *written)
+
+
+def make_jaxpr(
+    fun: Callable[..., Any],
+    static_argnums: int | Sequence[int] = (),
+    static_argnames: str | Sequence[str] = (),
+    return_shape: bool = False,
+) -> Callable[..., Any]:
+    """Return a function giving the jaxpr of a stateful ``fun`` and its states.
+
+    The returned function, called with example arguments, returns
+    ``(closed_jaxpr, states)`` where ``states`` are the states read (the
+    jaxpr's trailing inputs) followed by states only written; with
+    ``return_shape=True`` it returns ``(closed_jaxpr, states, out_shapes)``.
+
+    Example:
+        >>> import jax.numpy as jnp, stategraph as sg, statejax as sj
+        >>> w = sg.ParamState(jnp.ones(3), name="w")
+        >>> jaxpr, states = sj.make_jaxpr(lambda x: (w.value * x).sum())(2.0)
+        >>> [s.name for s in states], len(jaxpr.in_avals)
+        (['w'], 2)
+    """
+    sf = StatefulFunction(fun, static_argnums, static_argnames, api="statejax.make_jaxpr")
+
+    @functools.wraps(fun)
+    def make(*args: Any, **kwargs: Any) -> Any:
+        lifted = sf.trace(*args, **kwargs)
+        read = lifted.read_states
+        states = read + [s for s in lifted.written_states if all(s is not r for r in read)]
+        if return_shape:
+            return lifted.jaxpr, states, lifted.out_shapes
+        return lifted.jaxpr, states
+
+    return make

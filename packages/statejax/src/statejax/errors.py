@@ -1,0 +1,9 @@
+"""Errors raised by :mod:`statejax`.
+
+``statejax`` raises the state errors of :mod:`stategraph.errors` (re-exported
+here) and builtin ``TypeError`` / ``ValueError`` for bad arguments.
+"""
+
+from stategraph.errors import StateError, StateStructureError, TraceContextError, TraceOrderError
+
+__all__ = ["StateError", "StateStructureError", "TraceContextError", "TraceOrderError"]
