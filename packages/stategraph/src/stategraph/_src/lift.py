@@ -134,4 +134,3 @@ class LiftTrace(StateTrace):
             self.finish()
         elif self._open:
             self._restore()
-
