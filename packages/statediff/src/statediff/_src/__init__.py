@@ -1,0 +1,1 @@
+"""Private implementation of :mod:`statediff`; import from the package instead."""

@@ -1,0 +1,94 @@
+"""``hessian`` over states and arguments, together."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+
+from .transform import GradientTransform
+from .units_hook import units_backend
+
+__all__ = ["hessian"]
+
+
+def _hessian_transform(holomorphic: bool) -> Callable[..., Any]:
+    def transform(fun: Callable[..., Any], argnums: Any, has_aux: bool) -> Callable[..., Any]:
+        return jax.hessian(fun, argnums=argnums, has_aux=has_aux, holomorphic=holomorphic)
+
+    return transform
+
+
+def hessian(
+    func: Callable[..., Any] | None = None,
+    grad_states: Any = None,
+    argnums: int | tuple[int, ...] | None = None,
+    has_aux: bool | None = None,
+    return_value: bool = False,
+    holomorphic: bool = False,
+    unit_aware: bool = False,
+    check_states: bool = True,
+) -> Any:
+    """Stateful counterpart of ``jax.hessian`` (forward-over-reverse).
+
+    Same return contract as :func:`~statediff.jacfwd`. Unlike brainstate,
+    ``grad_states`` and ``argnums`` may be given together; the blocks are
+    then nested as JAX nests them for ``argnums=(states, *argnums)``: with
+    inputs ``z = (S, a_1, ..., a_k)`` (``S`` the ``grad_states`` container),
+
+    - ``var_grads = (H[S][S], H[S][a_1], ..., H[S][a_k])`` (a tuple over all
+      inputs of the second derivative blocks of the states' row),
+    - ``arg_grads`` is, for each ``a_i`` (bare for an int ``argnums``, a tuple
+      otherwise), the tuple ``(H[a_i][S], H[a_i][a_1], ..., H[a_i][a_k])``.
+
+    Each block ``H[u][v]`` has shape ``output + shape(u) + shape(v)``, nested
+    over the containers of ``u`` then ``v`` (for pytree outputs, the output
+    structure is outermost, as in JAX). With only ``grad_states`` or only
+    ``argnums``, the result is exactly JAX's layout for that input.
+
+    Args:
+        func: The stateful scalar function (omit for the decorator form).
+        grad_states: A State, a sequence or a dict of States (nested allowed).
+        argnums: Positional arguments to differentiate (default 0 when
+            ``grad_states`` is None).
+        has_aux: ``func`` returns ``(value, aux)``.
+        return_value: Also return the function's value.
+        holomorphic: ``func`` is holomorphic.
+        unit_aware: Units-aware Hessians (needs ``statediff-units``).
+        check_states: Raise if a state in ``grad_states`` is never touched.
+
+    Returns:
+        A function with ``func``'s signature.
+
+    Example:
+        >>> import jax.numpy as jnp, stategraph as sg, statediff as sd
+        >>> w = sg.ParamState(jnp.array([1.0, 2.0]), name="w")
+        >>> sd.hessian(lambda: (w.value ** 3).sum(), grad_states=w)()
+        Array([[ 6.,  0.],
+               [ 0., 12.]], dtype=float32)
+    """
+    options = dict(
+        grad_states=grad_states,
+        argnums=argnums,
+        has_aux=has_aux,
+        return_value=return_value,
+        holomorphic=holomorphic,
+        check_states=check_states,
+    )
+    if func is None:
+        return functools.partial(hessian, unit_aware=unit_aware, **options)
+    if unit_aware:
+        return units_backend("statediff.hessian").make("hessian", func, **options)
+    return GradientTransform(
+        func,
+        _hessian_transform(holomorphic),
+        grad_states=grad_states,
+        argnums=argnums,
+        return_value=return_value,
+        has_aux=has_aux,
+        check_states=check_states,
+        name="statediff.hessian",
+        holomorphic=holomorphic,
+    )

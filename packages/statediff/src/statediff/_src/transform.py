@@ -1,0 +1,261 @@
+"""``GradientTransform``: the machinery shared by every statediff transform."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from stategraph import State
+from statejax import StatefulFunction
+
+from .options import Argnums, GradStates
+from .quantity import find_quantity
+
+__all__ = ["GradientTransform", "split_components"]
+
+# transform(fun, argnums, has_aux=True, **params) -> callable returning (derivative, aux)
+Transform = Callable[..., Callable[..., tuple[Any, Any]]]
+
+
+def split_components(d: Any, y_treedef: Any, n: int, output_structured: bool) -> list[Any]:
+    """Split a derivative over a tuple of inputs into one derivative per input.
+
+    JAX lays out a Jacobian over several inputs as the output structure whose
+    leaves are tuples over the inputs; this returns, for each input, the
+    output structure over that input (what JAX returns for that input alone).
+    """
+    if not output_structured:
+        return list(d)
+    per_leaf = y_treedef.flatten_up_to(d)
+    return [jax.tree.unflatten(y_treedef, [p[i] for p in per_leaf]) for i in range(n)]
+
+
+class GradientTransform:
+    """Apply a JAX derivative transform to a stateful function.
+
+    The function may read and write States. The derivative is taken with
+    respect to the states in ``grad_states`` (their values at entry) and/or
+    the positional arguments in ``argnums``; other states are constants;
+    written states are written back once per call with their primal values.
+    The whole call is one cached compiled function: the Python body runs once
+    per signature, eager calls included.
+
+    Args:
+        target: The stateful function.
+        transform: ``transform(fun, argnums, has_aux=True, **params)`` returning
+            a function that gives ``(derivative, aux)``, like ``jax.jacfwd``.
+        grad_states: A State, a sequence or a dict of States (nested allowed).
+        argnums: Positions of the arguments to differentiate. Defaults to 0
+            when ``grad_states`` is None.
+        return_value: Also return the function's value.
+        has_aux: ``target`` returns ``(value, aux)``.
+        transform_params: Extra keyword arguments for ``transform``.
+        check_states: Raise if a state in ``grad_states`` is never touched.
+        output_structured: Whether ``transform`` lays results out as output
+            structure over input structure (Jacobians) rather than input
+            structure only (gradients).
+        name: API name used in error messages.
+        integer_inputs: Allow integer inputs (``allow_int``).
+        holomorphic: Allow complex inputs (holomorphic differentiation).
+        complex_inputs: Allow complex inputs without ``holomorphic`` (``grad``).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, stategraph as sg, statediff as sd
+        >>> w = sg.ParamState(jnp.array([1.0, 2.0]), name="w")
+        >>> gt = sd.GradientTransform(lambda x: w.value * x, jax.jacfwd, grad_states=w)
+        >>> gt(3.0)
+        Array([[3., 0.],
+               [0., 3.]], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        target: Callable[..., Any],
+        transform: Transform,
+        grad_states: Any = None,
+        argnums: Any = None,
+        return_value: bool = False,
+        has_aux: bool | None = None,
+        transform_params: dict[str, Any] | None = None,
+        check_states: bool = True,
+        *,
+        output_structured: bool = True,
+        name: str = "statediff.GradientTransform",
+        integer_inputs: bool = False,
+        holomorphic: bool = False,
+        complex_inputs: bool = False,
+    ) -> None:
+        if not callable(target):
+            raise TypeError(f"{name}: expected a callable, got {type(target).__name__} {target!r}.")
+        self.target = target
+        self.name = name
+        self.transform = transform
+        self.grad_states = GradStates(name, grad_states)
+        self.argnums = Argnums(name, argnums, default_zero=not self.grad_states.given)
+        self.return_value = bool(return_value)
+        self.has_aux = bool(has_aux)
+        self.transform_params = dict(transform_params or {})
+        self.check_states = bool(check_states)
+        self.output_structured = output_structured
+        self.integer_inputs = integer_inputs
+        self.holomorphic = holomorphic
+        self.complex_inputs = complex_inputs
+        self._lifted = StatefulFunction(target, api=name)
+        self._driver = StatefulFunction(self._drive, api=name)
+        functools.update_wrapper(self, target, updated=())
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._driver._call(*args, **kwargs)
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        if obj is None:
+            return self
+        return functools.partial(self, obj)
+
+    def __repr__(self) -> str:
+        return f"{self.name}({getattr(self.target, '__qualname__', self.target)!r})"
+
+    # ------------------------------------------------------------ the driver
+    def _internal_argnums(self) -> int | tuple[int, ...]:
+        shift = 1 if self.grad_states.given else 0
+        positions = tuple(p + shift for p in self.argnums.positions)
+        if self.grad_states.given:
+            return (0, *positions) if self.argnums.given else 0
+        return positions[0] if self.argnums.is_int else positions
+
+    def _check_touched(self, touched: list[State]) -> None:
+        ids = {id(s) for s in touched}
+        missing = [s for s in self.grad_states.states if id(s) not in ids]
+        if missing and self.check_states:
+            names = ", ".join(repr(s) for s in missing)
+            seen = ", ".join(repr(s) for s in touched) or "no state at all"
+            raise ValueError(
+                f"{self.name}: grad_states holds {names}, which the function never reads or "
+                f"writes (it touched: {seen}). Its derivative would be zero. Fix: pass the "
+                "states the function uses, or check_states=False to get zeros."
+            )
+
+    def _check_inputs(self, grad_values: list[Any], args: tuple[Any, ...]) -> None:
+        for state, value in zip(self.grad_states.states, grad_values, strict=True):
+            where = find_quantity(value)
+            if where is not None:
+                raise TypeError(
+                    f"{self.name}: state {state!r} holds a physical Quantity{where}; without "
+                    "units support its unit would be silently dropped or mangled. Fix: pass "
+                    "unit_aware=True (needs `pip install statediff-units`)."
+                )
+            self._check_dtype(f"state {state!r}", value)
+        for i in self.argnums.positions:
+            where = find_quantity(args[i])
+            if where is not None:
+                raise TypeError(
+                    f"{self.name}: positional argument {i}{where} (argnums={self.argnums.text}) "
+                    "is a physical Quantity; without units support its unit would be silently "
+                    "dropped or mangled. Fix: pass unit_aware=True (needs "
+                    "`pip install statediff-units`)."
+                )
+            self._check_dtype(f"positional argument {i} (argnums={self.argnums.text})", args[i])
+
+    def _check_dtype(self, what: str, value: Any) -> None:
+        for leaf in jax.tree.leaves(value):
+            dtype = jax.typeof(leaf).dtype
+            if jax.dtypes.issubdtype(dtype, np.floating):
+                continue
+            if jax.dtypes.issubdtype(dtype, np.complexfloating):
+                if self.holomorphic or self.complex_inputs:
+                    continue
+                raise TypeError(
+                    f"{self.name}: {what} has dtype {dtype}; like JAX, this transform requires "
+                    "real-valued inputs (a sub-dtype of np.floating) unless holomorphic=True. "
+                    "Fix: pass holomorphic=True for holomorphic functions, or split the "
+                    "complex input into real and imaginary parts."
+                )
+            if self.integer_inputs:
+                continue
+            raise TypeError(
+                f"{self.name}: {what} has dtype {dtype}; like JAX, this transform requires "
+                "real-valued inputs (a sub-dtype of np.floating), not integer or boolean ones. "
+                "Fix: cast it with `.astype(jnp.float32)`, or pass allow_int=True where the "
+                "transform supports it (jacrev, grad, vector_grad)."
+            )
+
+    def _drive(self, *args: Any, **kwargs: Any) -> Any:
+        name = self.name
+        self.argnums.check_range(name, len(args))
+        lifted = self._lifted.trace(*args, **kwargs)
+        read = lifted.read_states
+        written = lifted.written_states
+        if self.has_aux and not _is_pair(lifted.out_tree):
+            raise TypeError(
+                f"{name}: has_aux=True requires the function to return a pair (value, aux), "
+                f"but it returned a pytree of structure {lifted.out_tree}. Fix: return "
+                "`value, aux`, or pass has_aux=False."
+            )
+        self._check_touched([*read, *(s for s in written if all(s is not r for r in read))])
+        grad_ids = {id(s): i for i, s in enumerate(self.grad_states.states)}
+        grad_values = [s.value for s in self.grad_states.states]  # recorded reads
+        others = {id(s): s.value for s in read if id(s) not in grad_ids}
+        self._check_inputs(grad_values, args)
+        sf = self._lifted
+        has_aux = self.has_aux
+        given = self.grad_states.given
+        gs = self.grad_states
+
+        def pure(*inputs: Any) -> tuple[Any, tuple[Any, Any, Any]]:
+            if given:
+                g_list = gs.flatten(inputs[0])
+                call_args = list(inputs[1:])
+            else:
+                g_list = []
+                call_args = list(inputs)
+            state_values = [
+                g_list[grad_ids[id(s)]] if id(s) in grad_ids else others[id(s)] for s in read
+            ]
+            leaves = jax.tree.leaves(sf._split(tuple(call_args), kwargs)[:2])
+            out, new = lifted.run_flat(leaves, state_values)
+            y, aux = (out[0], out[1]) if has_aux else (out, None)
+            where = find_quantity(y)
+            if where is not None:
+                raise TypeError(
+                    f"{name}: the function's value{where} is a physical Quantity; without "
+                    "units support its unit would be silently dropped or mangled. Fix: pass "
+                    "unit_aware=True (needs `pip install statediff-units`)."
+                )
+            return y, (y, aux, new)
+
+        inputs = (gs.unflatten(grad_values), *args) if given else args
+        fn = self.transform(
+            pure, argnums=self._internal_argnums(), has_aux=True, **self.transform_params
+        )
+        d, (y, aux, new) = fn(*inputs)
+        for state, value in zip(written, new, strict=True):
+            state.value = value
+        return self._assemble(d, y, aux)
+
+    def _assemble(self, d: Any, y: Any, aux: Any) -> Any:
+        if self.grad_states.given and self.argnums.given:
+            n = 1 + len(self.argnums.positions)
+            parts = split_components(d, jax.tree.structure(y), n, self.output_structured)
+            arg_grads = parts[1] if self.argnums.is_int else tuple(parts[1:])
+            grads: Any = (parts[0], arg_grads)
+        else:
+            grads = d
+        if self.has_aux and self.return_value:
+            return grads, y, aux
+        if self.has_aux:
+            return grads, aux
+        if self.return_value:
+            return grads, y
+        return grads
+
+
+def _is_pair(treedef: Any) -> bool:
+    if treedef.num_nodes == 1:
+        return False
+    children = treedef.children()
+    node = jax.tree.unflatten(treedef, [0] * treedef.num_leaves)
+    return isinstance(node, (tuple, list)) and len(children) == 2
