@@ -1,0 +1,123 @@
+"""Shared timing harness of the benchmarks: interleaved blocks, medians, one pinned core.
+
+Every benchmark compares a case of this stack with the same computation written as a pure
+function under plain JAX, in the same process. Cases take turns in rotating order (interleaved
+blocks), so drifts of the machine hit all of them alike; each figure is the median over blocks of
+the mean time per call within a block.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def pin_one_core() -> int | None:
+    """Pin this process to one core (the last one), returning it (None if unsupported)."""
+    try:
+        cores = sorted(os.sched_getaffinity(0))
+        core = cores[-1]
+        os.sched_setaffinity(0, {core})
+        return core
+    except (AttributeError, OSError):
+        return None
+
+
+def calibrate(fn: Callable[[], Any], target_s: float = 0.05) -> int:
+    """Return a number of calls that takes about ``target_s`` seconds."""
+    fn()
+    n = 1
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        dt = time.perf_counter() - t0
+        if dt > target_s / 4 or n > 1_000_000:
+            return max(1, int(n * target_s / max(dt, 1e-9)))
+        n *= 4
+
+
+def interleaved(
+    cases: dict[str, Callable[[], Any]], blocks: int = 15, target_s: float = 0.05
+) -> dict[str, float]:
+    """Time ``cases`` in interleaved blocks; return the median seconds per call of each."""
+    numbers = {name: calibrate(fn, target_s) for name, fn in cases.items()}
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    names = list(cases)
+    for block in range(blocks):
+        shift = block % len(names)
+        for name in names[shift:] + names[:shift]:
+            fn, n = cases[name], numbers[name]
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            samples[name].append((time.perf_counter() - t0) / n)
+    return {name: statistics.median(v) for name, v in samples.items()}
+
+
+def first_calls(
+    makers: dict[str, Callable[[], Callable[[], Any]]], repeats: int = 7
+) -> dict[str, float]:
+    """Median time of the first call (trace + compile) of freshly made functions."""
+    samples: dict[str, list[float]] = {name: [] for name in makers}
+    names = list(makers)
+    for block in range(repeats):
+        shift = block % len(names)
+        for name in names[shift:] + names[:shift]:
+            call = makers[name]()
+            t0 = time.perf_counter()
+            call()
+            samples[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(v) for name, v in samples.items()}
+
+
+def machine() -> dict[str, Any]:
+    """Describe the machine and the versions, for the results file."""
+    import jax
+
+    return {
+        "python": sys.version.split()[0],
+        "jax": jax.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "backend": jax.default_backend(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def write_results(
+    name: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None = None
+) -> Path:
+    """Write ``results/<name>.json`` and return its path."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    payload = {"machine": machine(), "rows": rows, **(extra or {})}
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path
+
+
+def print_table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """Print rows as an aligned table."""
+    print(f"\n{title}")
+    widths = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in columns}
+    print("  ".join(c.ljust(widths[c]) for c in columns))
+    print("  ".join("-" * widths[c] for c in columns))
+    for r in rows:
+        print("  ".join(_fmt(r.get(c)).ljust(widths[c]) for c in columns))
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f}" if abs(v) < 1000 else f"{v:.0f}"
+    return "" if v is None else str(v)
