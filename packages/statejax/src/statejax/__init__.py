@@ -18,20 +18,33 @@ Example:
 
 from statejax import errors
 from statejax._src.cond import cond
+from statejax._src.for_loop import for_loop
 from statejax._src.jit import jit
 from statejax._src.plan import Lifted, StatePlan
+from statejax._src.progress import ProgressBar
+from statejax._src.remat import checkpoint, remat
+from statejax._src.scan import scan
 from statejax._src.stateful import StatefulFunction, StatefulLowered, make_jaxpr
+from statejax._src.switch import switch
+from statejax._src.while_loop import while_loop
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Lifted",
+    "ProgressBar",
     "StatePlan",
     "StatefulFunction",
     "StatefulLowered",
     "__version__",
+    "checkpoint",
     "cond",
     "errors",
+    "for_loop",
     "jit",
     "make_jaxpr",
+    "remat",
+    "scan",
+    "switch",
+    "while_loop",
 ]

@@ -36,7 +36,7 @@ from stategraph import State
 from .plan import Lifted
 from .stateful import StatefulFunction
 
-__all__ = ["StateIO", "cached_driver", "lifted_for", "arg_leaves"]
+__all__ = ["StateIO", "arg_leaves", "cached_driver", "cast_like", "lifted_for"]
 
 _LIFTED: weakref.WeakKeyDictionary[Any, dict[str, StatefulFunction]] = weakref.WeakKeyDictionary()
 _LIFTED_LOCK = threading.Lock()
@@ -92,8 +92,13 @@ def cached_driver(key: Hashable, build: Callable[[], StatefulFunction]) -> State
     Function-style transforms (``cond(pred, f, g, x)``) are called anew each
     time; keying their driver by the user functions' identities keeps the
     Python bodies from running on every eager call, as JAX does for
-    ``jax.lax.cond``.
+    ``jax.lax.cond``. An unhashable key (say, an unhashable callable object)
+    builds a fresh driver, uncached.
     """
+    try:
+        hash(key)
+    except TypeError:
+        return build()
     return _DRIVERS.get(key, build)
 
 
@@ -101,6 +106,36 @@ def arg_leaves(sf: StatefulFunction, args: tuple[Any, ...], kwargs: dict[str, An
     """Return the dynamic argument leaves of a call, in the jaxpr's input order."""
     dyn_args, dyn_kwargs, _ = sf._split(args, kwargs)
     return jax.tree.leaves((dyn_args, dyn_kwargs))
+
+
+def _cast_leaf(new: Any, old: Any) -> Any:
+    try:
+        a_new, a_old = jax.typeof(new), jax.typeof(old)
+    except TypeError:
+        return new
+    dtype_new, dtype_old = getattr(a_new, "dtype", None), getattr(a_old, "dtype", None)
+    if dtype_new is None or dtype_old is None:
+        return new
+    weak_new, weak_old = getattr(a_new, "weak_type", False), getattr(a_old, "weak_type", False)
+    if dtype_new != dtype_old or (weak_new and not weak_old):
+        return jax.lax.convert_element_type(new, dtype_old)
+    return new
+
+
+def cast_like(new: Any, old: Any) -> Any:
+    """Cast the leaves of ``new`` to the dtypes of ``old`` (same tree structure).
+
+    JAX's control flow needs a carried value's type to be identical on the way
+    in and out. A written value whose dtype differs from the state's value is
+    cast to the old dtype, and a weakly typed write of a strongly typed state
+    is made strong, so a state keeps its type through loops and branches. A
+    weakly typed state written a strong value stays strong (JAX promotes the
+    loop's input). Trees that do not match are returned unchanged.
+    """
+    try:
+        return jax.tree.map(_cast_leaf, new, old)
+    except (ValueError, TypeError):
+        return new
 
 
 class StateIO:
@@ -135,6 +170,17 @@ class StateIO:
         """Select the output states' entries from a list of input values."""
         return [in_values[self._in_index[id(s)]] for s in self.out_states]
 
+    def merge(self, in_values: Sequence[Any], out_values: Sequence[Any]) -> list[Any]:
+        """Return ``in_values`` with the output states' entries replaced by ``out_values``.
+
+        The inverse of :meth:`out_values`: loops carry the output states'
+        values and close over the rest (the read-only, loop-invariant states).
+        """
+        merged = list(in_values)
+        for state, value in zip(self.out_states, out_values, strict=True):
+            merged[self._in_index[id(state)]] = value
+        return merged
+
     def write(self, values: Sequence[Any]) -> None:
         """Write the output states (recorded writes)."""
         for state, value in zip(self.out_states, values, strict=True):
@@ -143,7 +189,10 @@ class StateIO:
     def pure(self, sf: StatefulFunction, lifted: Lifted) -> Callable[..., tuple[Any, list[Any]]]:
         """Return ``(in_values, *args, **kwargs) -> (out, out_values)`` for one function.
 
-        Output states that ``lifted`` does not write pass their input value through.
+        Output states that ``lifted`` does not write pass their input value
+        through; written values are cast to their input value's type with
+        :func:`cast_like`, so the branches of a conditional and the carry of a
+        loop agree on every state's type.
         """
         read_pos = [self._in_index[id(s)] for s in lifted.read_states]
         written_ids = [id(s) for s in lifted.written_states]
@@ -154,7 +203,10 @@ class StateIO:
             leaves = arg_leaves(sf, args, kwargs)
             out, written = lifted.run_flat(leaves, [in_values[i] for i in read_pos])
             by_id = dict(zip(written_ids, written, strict=True))
-            new = [by_id.get(i, in_values[p]) for i, p in zip(out_ids, out_pos, strict=True)]
+            new = [
+                cast_like(by_id[i], in_values[p]) if i in by_id else in_values[p]
+                for i, p in zip(out_ids, out_pos, strict=True)
+            ]
             return out, new
 
         return run
