@@ -18,14 +18,17 @@ Example:
 
 from statejax import errors
 from statejax._src.cond import cond
+from statejax._src.eval_shape import eval_shape
 from statejax._src.for_loop import for_loop
 from statejax._src.jit import jit
 from statejax._src.plan import Lifted, StatePlan
 from statejax._src.progress import ProgressBar
 from statejax._src.remat import checkpoint, remat
 from statejax._src.scan import scan
+from statejax._src.shard_map import shard_map
 from statejax._src.stateful import StatefulFunction, StatefulLowered, make_jaxpr
 from statejax._src.switch import switch
+from statejax._src.vmap import vmap
 from statejax._src.while_loop import while_loop
 
 __version__ = "0.1.0"
@@ -40,11 +43,14 @@ __all__ = [
     "checkpoint",
     "cond",
     "errors",
+    "eval_shape",
     "for_loop",
     "jit",
     "make_jaxpr",
     "remat",
     "scan",
+    "shard_map",
     "switch",
+    "vmap",
     "while_loop",
 ]

@@ -1,0 +1,46 @@
+"""``statejax.eval_shape``: the stateful counterpart of ``jax.eval_shape``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .compose import lifted_for
+
+__all__ = ["eval_shape"]
+
+
+def eval_shape(fun: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Stateful counterpart of ``jax.eval_shape``.
+
+    Traces ``fun`` abstractly (nothing is computed) and returns the shapes and
+    dtypes of its output. The states it reads and writes are left exactly as
+    they were: writes are traced, never applied. States created inside
+    ``fun`` whose value is a traced array end up poisoned (reading them raises
+    :class:`~stategraph.errors.TraceContextError` until they are written), so
+    no state ever holds a tracer. The trace is cached per signature, as for
+    ``statejax.jit``.
+
+    Args:
+        fun: The (stateful) function.
+        *args: Arguments: arrays, ``jax.ShapeDtypeStruct`` or pytrees of them.
+        **kwargs: Keyword arguments, likewise.
+
+    Returns:
+        A pytree of ``jax.ShapeDtypeStruct`` with the structure of ``fun``'s
+        output (written states are not part of it).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, stategraph as sg, statejax as sj
+        >>> w = sg.ParamState(jnp.ones((3, 2)), name="w")
+        >>> def layer(x):
+        ...     w.value = w.value * 2
+        ...     return x @ w.value
+        >>> sj.eval_shape(layer, jax.ShapeDtypeStruct((5, 3), jnp.float32)).shape
+        (5, 2)
+        >>> float(w.value[0, 0])   # unchanged
+        1.0
+    """
+    if not callable(fun):
+        raise TypeError(f"statejax.eval_shape: expected a callable, got {type(fun).__name__}.")
+    return lifted_for(fun, "statejax.eval_shape").trace(*args, **kwargs).out_shapes
