@@ -209,3 +209,16 @@ def test_written_states_are_carried_and_read_only_states_are_invariant():
     consts = [v.aval.shape for v in eqn.invars[: eqn.params["num_consts"]]]
     assert sorted(consts) == [(3,), (4, 4)]  # w and big: loop invariants
     assert {s.name for s in states} == {"h", "w", "big"}
+
+
+def test_carry_type_error_from_jax_leaves_states_untouched():
+    s = sg.ShortTermState(jnp.ones(2), name="s")
+    before = s.value
+
+    def f(c, x):
+        s.value = s.value + x
+        return jnp.ones(3), None  # the carry changes shape
+
+    with pytest.raises(TypeError, match="carry"):
+        sj.scan(f, jnp.ones(2), jnp.ones((4, 2)))
+    assert s.value is before and not has_tracer(s.value)

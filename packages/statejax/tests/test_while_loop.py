@@ -147,3 +147,18 @@ def test_shape_change_in_body_raises_structure_error():
     with pytest.raises(sg.errors.StateStructureError, match="'s'"):
         sj.while_loop(lambda i: i < 2, body, 0)
     assert s.value is before
+
+
+def test_weakly_typed_init_val_promoted_by_a_strong_body():
+    s = sg.State(1.0, name="s")
+
+    def body(c):
+        s.value = s.value * 2
+        return c + jnp.float32(1.0)
+
+    out = sj.while_loop(lambda c: c < 3, body, 0.0)
+    r_out, r_s = jax.lax.while_loop(
+        lambda c: c[0] < 3, lambda c: (c[0] + jnp.float32(1.0), c[1] * 2), (0.0, 1.0)
+    )
+    np.testing.assert_allclose(out, r_out)
+    np.testing.assert_allclose(s.value, r_s)
