@@ -131,12 +131,6 @@ def test_raw_key_and_user_key_state():
     np.testing.assert_array_equal(rng.value, jax.random.split(raw)[0])  # advanced in place
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="stategraph bug: a State holding a typed PRNG key cannot be written inside a "
-    "trace (structure check calls np.dtype on key<fry>)",
-)
 def test_user_state_holding_typed_key():
     w = sg.ParamState(jnp.array([1.0, 2.0]), name="w")
     rng = sg.ShortTermState(jax.random.key(3), name="rng")

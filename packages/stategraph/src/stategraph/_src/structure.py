@@ -51,7 +51,8 @@ def leaf_signature(x: Any) -> tuple[Any, ...]:
     dtype = getattr(aval, "dtype", None)
     if shape is None or dtype is None:
         return (type(x).__name__,)
-    return (tuple(shape), np.dtype(dtype).name)
+    name = dtype.name if isinstance(dtype, np.dtype) else str(dtype)  # extended: key<fry>
+    return (tuple(shape), name)
 
 
 def structure_of(value: Any) -> tuple[Any, tuple[tuple[Any, ...], ...]]:
