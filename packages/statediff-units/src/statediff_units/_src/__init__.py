@@ -1,0 +1,1 @@
+"""Implementation of :mod:`statediff_units` (private: import from the package)."""
