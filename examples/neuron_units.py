@@ -1,4 +1,4 @@
-# requires: brainunit
+# requires: brainunit, statediff_units
 """Unit-aware sensitivities of a Hodgkin-Huxley neuron, checked by finite differences.
 
 Three Hodgkin-Huxley neurons (one per stimulus amplitude) share their maximal conductances

@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import statediff as sd
 import statediff_units as sdu
@@ -267,3 +269,54 @@ def test_against_brainunit_autograd():
     exp = bua.hessian(lambda x: (x**3).sum())(args[0])
     assert got.unit == exp.unit
     np.testing.assert_allclose(got.mantissa, exp.mantissa, rtol=1e-6)
+
+
+UNITS = [None, u.mV, u.volt, u.mS, u.ms, u.uA / u.cm**2, u.mV / u.ms]
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    x_unit=st.sampled_from(UNITS),
+    w_unit=st.sampled_from(UNITS),
+    values=st.lists(st.floats(-3, 3, width=32), min_size=3, max_size=3),
+)
+def test_property_unit_of_each_block(x_unit, w_unit, values):
+    """For random units and values: numbers as plain JAX, units as unit arithmetic."""
+    xm = jnp.array(values[:2], dtype=jnp.float32)
+    wm = jnp.array(values[2], dtype=jnp.float32)
+
+    def q(m, unit):
+        return m if unit is None else m * unit
+
+    w = sg.ParamState(q(wm, w_unit), name="w")
+
+    def f(x):
+        return {"lin": w.value * x, "sq": (x**2).sum()}
+
+    jac_w, jac_x = sdu.jacfwd(f, grad_states=w, argnums=0)(q(xm, x_unit))
+    ref = jax.jacfwd(lambda a, b: {"lin": a * b, "sq": (b**2).sum()}, (0, 1))(wm, xm)
+    ref_w = {k: v[0] for k, v in ref.items()}
+    ref_x = {k: v[1] for k, v in ref.items()}
+    lin_unit = _ratio_units(w_unit, x_unit)
+    sq_unit = _ratio_units(x_unit, x_unit)
+    _check_block(jac_w["lin"], ref_w["lin"], _ratio(lin_unit, w_unit))
+    _check_block(jac_x["lin"], ref_x["lin"], _ratio(lin_unit, x_unit))
+    _check_block(jac_w["sq"], ref_w["sq"], _ratio(sq_unit, w_unit))
+    _check_block(jac_x["sq"], ref_x["sq"], _ratio(sq_unit, x_unit))
+
+
+def _ratio_units(a, b):
+    """The unit of a product of values in units ``a`` and ``b`` (None: unitless)."""
+    if a is None:
+        return b
+    return a if b is None else a * b
+
+
+def test_allow_int_gives_float0_blocks_without_units():
+    def f(x, n):
+        return (x * n).sum()
+
+    gx, gn = sdu.grad(f, argnums=(0, 1), allow_int=True)(jnp.ones(2) * u.mV, jnp.arange(2))
+    assert not isinstance(gx, u.Quantity)  # mV / mV
+    np.testing.assert_allclose(gx, [0.0, 1.0])
+    assert gn.dtype == jax.dtypes.float0

@@ -18,18 +18,8 @@ Example:
     (Quantity(3., "A"), Quantity(2., "ohm"))
 """
 
-from statediff_units._src.api import (
-    fwd_grad,
-    grad,
-    hessian,
-    jacfwd,
-    jacobian,
-    jacrev,
-    jvp,
-    linearize,
-    vector_grad,
-    vjp,
-)
+from statediff_units._src.api import grad, hessian, jacfwd, jacobian, jacrev, vector_grad
+from statediff_units._src.api_products import fwd_grad, jvp, linearize, vjp
 from statediff_units._src.backend import UnitsBackend, register
 from statediff_units._src.sgd import sgd_step
 from statediff_units._src.transform import UnitGradientTransform
