@@ -12,13 +12,19 @@ regenerated whenever its state plan changes. For a plan reading states
             res = jitted(s0._value, s1._value, *args, **kwargs)
         except (Stale, AttributeError):
             return slow(args, kwargs)
+        except TypeError:
+            check(args, kwargs)  # a clear error for a State or non-array argument
+            raise
         s1._value = res[1]
         return res[0]
 
 One Python frame, no loop, no signature computation and no cache walk: JAX's
 C++ dispatch checks the signature. A dead weak reference makes
 ``None._value`` raise ``AttributeError``, which leads to the slow path; so does
-a signature whose trace touches other states (``Stale``).
+a signature whose trace touches other states (``Stale``). A ``TypeError``
+from JAX's dispatch (say, a State passed as an argument) goes to ``check``,
+which raises an error naming the user's argument position; the clauses cost
+nothing on calls that succeed.
 """
 
 from __future__ import annotations
@@ -59,9 +65,21 @@ def _compile(source: str, globs: dict[str, Any], label: str) -> types.CodeType:
     return namespace["call"].__code__
 
 
-def make_call_function(slow: Callable[[tuple, dict], Any], name: str) -> types.FunctionType:
-    """Return a function that calls ``slow`` until :func:`set_plan` gives it a plan."""
-    globs: dict[str, Any] = dict(_BASE, slow=slow, __builtins__=__builtins__)
+def _no_check(args: tuple, kwargs: dict) -> None:
+    return None
+
+
+def make_call_function(
+    slow: Callable[[tuple, dict], Any],
+    name: str,
+    check: Callable[[tuple, dict], None] = _no_check,
+) -> types.FunctionType:
+    """Return a function that calls ``slow`` until :func:`set_plan` gives it a plan.
+
+    ``check(args, kwargs)`` is called when the compiled call raises a
+    ``TypeError``; it may raise a clearer one (the original is re-raised otherwise).
+    """
+    globs: dict[str, Any] = dict(_BASE, slow=slow, check=check, __builtins__=__builtins__)
     code = _compile(_NO_PLAN, globs, f"<statejax call {name}>")
     return types.FunctionType(code, globs, name)
 
@@ -101,6 +119,9 @@ def set_plan(fn: types.FunctionType, plan: StatePlan, jitted: Callable[..., Any]
     body.append(f"        res = {p}jitted({call_args})")
     body.append("    except (Stale, AttributeError):")
     body.append("        return slow(args, kwargs)")
+    body.append("    except TypeError:")
+    body.append("        check(args, kwargs)")
+    body.append("        raise")
     for j, var in enumerate(write_vars):
         body.append(f"    {var}._value = res[{j + 1}]")
     body.append("    return res[0]")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -12,8 +13,11 @@ from stategraph import State
 
 __all__ = [
     "abstract_key",
+    "check_arguments",
+    "check_hashable",
     "check_no_states",
     "normalize_argnums",
+    "resolve_static",
     "split_static",
 ]
 
@@ -38,6 +42,31 @@ def normalize_argnums(api: str, argnums: int | Sequence[int] | None) -> tuple[in
     return tuple(int(i) for i in items)
 
 
+def resolve_static(
+    fun: Callable[..., Any], argnums: tuple[int, ...], argnames: tuple[str, ...]
+) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """Complete static positions and names from ``fun``'s signature, as ``jax.jit`` does.
+
+    A static parameter that can be passed both ways is static both ways: its
+    position joins ``argnums`` and its name joins ``argnames``.
+    """
+    try:
+        params = list(inspect.signature(fun).parameters.values())
+    except (TypeError, ValueError):  # no signature (some builtins): keep what was given
+        return argnums, argnames
+    nums, names = set(argnums), list(argnames)
+    for i, p in enumerate(params):
+        if p.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD:
+            if p.kind is inspect.Parameter.POSITIONAL_ONLY:
+                continue
+            break  # *args, keyword-only, **kwargs: no more positions
+        if i in nums and p.name not in names:
+            names.append(p.name)
+        elif p.name in names:
+            nums.add(i)
+    return tuple(sorted(nums)), tuple(names)
+
+
 def check_no_states(api: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """Raise a ``TypeError`` naming the position of any State passed as an argument."""
     for i, arg in enumerate(args):
@@ -57,6 +86,60 @@ def check_no_states(api: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
                     f"{name!r}{jax.tree_util.keystr(path)} is {leaf!r}. Read `state.value` "
                     "inside the function instead."
                 )
+
+
+def check_arguments(
+    api: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    static_argnums: tuple[int, ...],
+    static_argnames: tuple[str, ...],
+) -> None:
+    """Raise a ``TypeError`` naming the user's position of a State or non-array argument.
+
+    Only called once a call failed with a ``TypeError``: it translates JAX's
+    message (which counts the state values among the arguments) to the user's
+    own argument positions.
+    """
+    check_no_states(api, args, kwargs)
+    named = [
+        (f"positional argument {i}", a, f"static_argnums={i}")
+        for i, a in enumerate(args)
+        if i not in static_argnums
+    ]
+    named += [
+        (f"keyword argument {k!r}", v, f"static_argnames={k!r}")
+        for k, v in kwargs.items()
+        if k not in static_argnames
+    ]
+    for where, arg, fix in named:
+        for path, leaf in jax.tree_util.tree_leaves_with_path(arg):
+            if isinstance(leaf, jax.ShapeDtypeStruct):
+                continue
+            try:
+                jax.typeof(leaf)
+            except TypeError:
+                raise TypeError(
+                    f"{api}: {where}{jax.tree_util.keystr(path)} is a "
+                    f"{type(leaf).__name__} ({leaf!r}), not an array. Dynamic arguments must "
+                    f"be pytrees of arrays. Fix: mark it static with {fix} (it must be hashable; "
+                    "for a method, `self` is positional argument 0), or pass arrays."
+                ) from None
+
+
+def check_hashable(api: str, statics: tuple[tuple[int | str, Any], ...]) -> None:
+    """Raise a ``ValueError`` naming a static argument that cannot be hashed (as jax.jit)."""
+    for where, value in statics:
+        try:
+            hash(value)
+        except TypeError as err:
+            kind = "positional" if isinstance(where, int) else "keyword"
+            name = f"{kind} argument {where!r}"
+            raise ValueError(
+                f"{api}: static arguments must be hashable, but the static {name} is "
+                f"{type(value).__name__} {value!r} ({err}). Fix: pass a hashable value "
+                "(a tuple instead of a list, for example), or make the argument dynamic."
+            ) from None
 
 
 def split_static(

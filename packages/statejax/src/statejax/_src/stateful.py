@@ -15,7 +15,15 @@ from stategraph.extend import open_traces, write_raw
 
 from .fastpath import Stale, make_call_function, reset, set_plan
 from .plan import Lifted, StatePlan, trace_lifted
-from .signature import abstract_key, check_no_states, normalize_argnums, split_static
+from .signature import (
+    abstract_key,
+    check_arguments,
+    check_hashable,
+    check_no_states,
+    normalize_argnums,
+    resolve_static,
+    split_static,
+)
 
 __all__ = ["StatefulFunction", "make_jaxpr"]
 
@@ -90,16 +98,18 @@ class StatefulFunction:
             raise TypeError(f"{api}: expected a callable, got {type(fun).__name__} {fun!r}.")
         self.fun = fun
         self.api = api
-        self.static_argnums = normalize_argnums(api, static_argnums)
         if isinstance(static_argnames, str):
             static_argnames = (static_argnames,)
-        self.static_argnames = tuple(static_argnames)
+        # As jax.jit: a static parameter is static whether passed by position or by name.
+        self.static_argnums, self.static_argnames = resolve_static(
+            fun, normalize_argnums(api, static_argnums), tuple(static_argnames)
+        )
         self.donate_states = bool(donate_states)
         self._jit_kwargs = dict(jit_kwargs or {})
         self._lock = threading.RLock()
         functools.update_wrapper(self, fun, updated=())
         name = getattr(fun, "__name__", "fun")
-        self._call = make_call_function(self._call_slow, name)
+        self._call = make_call_function(self._call_slow, name, self._check_arguments)
         self.clear_cache()
 
     # ------------------------------------------------------------- the cache
@@ -131,6 +141,9 @@ class StatefulFunction:
             kw["out_shardings"] = (out_shardings, *([None] * plan.n_write))
         runner = functools.partial(_runner, self, plan)
         functools.update_wrapper(runner, self.fun, updated=())
+        # The runner takes (*state values, *args): JAX must not see ``fun``'s own
+        # signature through ``__wrapped__``, or it rejects the shifted argnums.
+        del runner.__wrapped__
         plan.jitted = jax.jit(
             runner,
             static_argnums=static or None,
@@ -157,10 +170,16 @@ class StatefulFunction:
     def _key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         dyn_args, dyn_kwargs, statics = self._split(args, kwargs)
         try:
-            return (abstract_key((dyn_args, dyn_kwargs)), statics)
+            key = (abstract_key((dyn_args, dyn_kwargs)), statics)
         except TypeError:
-            check_no_states(self.api, args, kwargs)
+            self._check_arguments(args, kwargs)
             raise
+        if statics:
+            check_hashable(self.api, statics)
+        return key
+
+    def _check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        check_arguments(self.api, args, kwargs, self.static_argnums, self.static_argnames)
 
     def _valid(self, lifted: Lifted, states: list[State] | None) -> bool:
         if states is None or lifted.plan.written_states() is None:
@@ -262,8 +281,13 @@ class StatefulFunction:
             return res[0]
         values = [s.value for s in read]  # recorded: enclosing traces lift them
         res = plan.jitted(*values, *args, **kwargs)
-        for state, value in zip(written_states, res[1:], strict=True):
-            state.value = value
+        before = [s._value for s in written_states]
+        try:
+            for state, value in zip(written_states, res[1:], strict=True):
+                state.value = value  # recorded and checked
+        except BaseException:
+            write_raw(written_states, before)  # all or nothing: undo the earlier writes
+            raise
         return res[0]
 
     # ----------------------------------------------------------- AOT helpers
@@ -324,6 +348,9 @@ def _runner(sf: StatefulFunction, plan: StatePlan, *flat: Any, **kwargs: Any) ->
         key = sf._key(args, kwargs)
         lifted = sf._lifted.get(key)
         fits = lifted is not None and lifted.plan is plan
+        if fits:
+            # A state whose structure changed outside (same leaves, other keys) retraces too.
+            fits = tuple(jax.tree.structure(v) for v in values) == lifted.state_trees  # type: ignore[union-attr]
         if fits:
             state_key = tuple(
                 (a.shape, a.dtype, a.weak_type)
