@@ -260,11 +260,6 @@ def test_shard_map_of_a_jitted_function():
     assert_close(h.value, jnp.full(16, 4.0))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: StatefulFunction's signature key ignores the varying-manual-axes type, so a "
-    "trace of an sj.jit function cached outside shard_map is reused inside (see report)",
-)
 def test_jitted_helper_called_inside_shard_map_after_a_direct_call():
     mesh = mesh1()
     w = sg.ParamState(jnp.ones(2), name="w")

@@ -11,6 +11,8 @@ import jax
 from stategraph import State
 from stategraph.extend import LiftTrace
 
+from .signature import aval_key
+
 __all__ = ["Lifted", "StatePlan", "trace_lifted"]
 
 
@@ -194,5 +196,5 @@ def trace_lifted(
         box["state_trees"],
         box["written_trees"],
         box["out_tree"],
-        tuple((a.shape, a.dtype, a.weak_type) for a in state_avals),
+        tuple(aval_key(a) for a in state_avals),
     )

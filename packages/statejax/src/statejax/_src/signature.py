@@ -12,6 +12,7 @@ import numpy as np
 from stategraph import State
 
 __all__ = [
+    "aval_key",
     "abstract_key",
     "check_arguments",
     "check_hashable",
@@ -159,11 +160,21 @@ def split_static(
     return dyn_args, dyn_kwargs, statics
 
 
+def aval_key(aval: Any) -> tuple[Any, ...]:
+    """Return the part of an abstract value that selects a trace.
+
+    Shape, dtype and weak type, plus the manual-axes type (which mesh axes a
+    value varies over inside ``shard_map``), so a trace made outside
+    ``shard_map`` is never reused inside it, or the other way round.
+    """
+    manual = getattr(aval, "mat", None)
+    if manual is None:
+        manual = getattr(aval, "vma", None)
+    return (aval.shape, aval.dtype, getattr(aval, "weak_type", False), manual)
+
+
 def _leaf_key(x: Any) -> tuple[Any, ...]:
-    if isinstance(x, jax.ShapeDtypeStruct):
-        return (x.shape, np.dtype(x.dtype), bool(getattr(x, "weak_type", False)))
-    aval = jax.typeof(x)
-    return (aval.shape, aval.dtype, getattr(aval, "weak_type", False))
+    return aval_key(jax.typeof(x))  # also for jax.ShapeDtypeStruct
 
 
 def abstract_key(tree: Any) -> tuple[Any, ...]:

@@ -17,6 +17,7 @@ from .fastpath import Stale, make_call_function, reset, set_plan
 from .plan import Lifted, StatePlan, trace_lifted
 from .signature import (
     abstract_key,
+    aval_key,
     check_arguments,
     check_hashable,
     check_no_states,
@@ -193,7 +194,7 @@ class StatefulFunction:
                 return False
             for leaf, a in zip(leaves, aval, strict=True):
                 b = jax.typeof(leaf)
-                if (b.shape, b.dtype, b.weak_type) != a:
+                if aval_key(b) != a:
                     return False
         return True
 
@@ -353,7 +354,7 @@ def _runner(sf: StatefulFunction, plan: StatePlan, *flat: Any, **kwargs: Any) ->
             fits = tuple(jax.tree.structure(v) for v in values) == lifted.state_trees  # type: ignore[union-attr]
         if fits:
             state_key = tuple(
-                (a.shape, a.dtype, a.weak_type)
+                aval_key(a)
                 for a in (jax.typeof(x) for x in jax.tree.leaves(values))
             )
             fits = state_key == lifted.state_avals  # type: ignore[union-attr]
