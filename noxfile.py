@@ -33,7 +33,9 @@ BACKENDS = ["cpu", "cuda"]
 ROOT = Path(__file__).resolve().parent
 TEST_TOOLS = ["pytest>=8.1", "hypothesis>=6.100", "pytest-xdist>=3.5"]
 # The integration session also runs tests/meta, which reads the CI workflow and `nox -l`.
-META_TOOLS = ["pyyaml>=6", "nox>=2024.3.2", "matplotlib>=3.7"]  # matplotlib: examples run by tests
+# matplotlib and optax: examples run by tests (optax in examples and benchmarks only, never in
+# the packages).
+META_TOOLS = ["pyyaml>=6", "nox>=2024.3.2", "matplotlib>=3.7", "optax>=0.2"]
 DOCS_TOOLS = ["sphinx>=7.2", "myst-parser>=2"]
 LINT_TOOLS = ["ruff>=0.6"]
 IMPORT_LINTER = "import-linter>=2.17"  # >=2.17: the "protected" contract type
