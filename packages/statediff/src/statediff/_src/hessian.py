@@ -38,10 +38,15 @@ def hessian(
     then nested as JAX nests them for ``argnums=(states, *argnums)``: with
     inputs ``z = (S, a_1, ..., a_k)`` (``S`` the ``grad_states`` container),
 
-    - ``var_grads = (H[S][S], H[S][a_1], ..., H[S][a_k])`` (a tuple over all
-      inputs of the second derivative blocks of the states' row),
+    - ``var_grads`` is, for each state ``s`` of the container (the container
+      is outermost, as JAX nests it), the tuple ``(H[s][S], H[s][a_1], ...,
+      H[s][a_k])``; for a single State, ``(H[S][S], H[S][a_1], ..., H[S][a_k])``,
     - ``arg_grads`` is, for each ``a_i`` (bare for an int ``argnums``, a tuple
       otherwise), the tuple ``(H[a_i][S], H[a_i][a_1], ..., H[a_i][a_k])``.
+
+    That is, with ``H = jax.hessian(pure, argnums=(0, 1 + i_1, ...))(S, *args)``
+    for the pure function taking the states' values first: ``var_grads = H[0]``
+    and ``arg_grads = H[1]`` (int ``argnums``) or ``H[1:]``.
 
     Each block ``H[u][v]`` has shape ``output + shape(u) + shape(v)``, nested
     over the containers of ``u`` then ``v`` (for pytree outputs, the output

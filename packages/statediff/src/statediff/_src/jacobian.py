@@ -97,9 +97,10 @@ def jacfwd(
     ===========  =======  =======  ============  =====================================
 
     ``var_grads`` has the container shape of ``grad_states``; ``arg_grads`` is
-    one Jacobian for an int ``argnums`` and a tuple for a sequence. Each
-    Jacobian is laid out as JAX lays it out: output structure over input
-    structure, output shape then input shape.
+    what JAX gives for ``argnums`` alone: one Jacobian for an int ``argnums``
+    and a tuple over the arguments for a sequence (inside the output
+    structure, for pytree outputs). Each Jacobian is laid out as JAX lays it
+    out: output structure over input structure, output shape then input shape.
 
     Args:
         func: The stateful function. Omit it to use ``jacfwd`` as a decorator

@@ -47,6 +47,16 @@ class GradStates:
                 f"{api}: grad_states={grad_states!r} holds no State. Fix: pass at least one "
                 "State, or leave grad_states=None and use argnums."
             )
+        first: dict[int, str] = {}
+        for path, leaf in paths:
+            where = jax.tree_util.keystr(path) or "grad_states"
+            if id(leaf) in first:
+                raise ValueError(
+                    f"{api}: grad_states holds {leaf!r} twice (at {first[id(leaf)]} and "
+                    f"{where}); its derivative would be split between the two places. "
+                    "Fix: list each State once."
+                )
+            first[id(leaf)] = where
         self.states = leaves
         self.treedef = treedef
 
@@ -74,6 +84,7 @@ class Argnums:
         if argnums is None:
             if default_zero:
                 argnums = 0
+                self.text = "0 (the default)"
             else:
                 self.given, self.positions, self.is_int = False, (), False
                 return

@@ -180,7 +180,7 @@ class GradientTransform:
                 f"{self.name}: {what} has dtype {dtype}; like JAX, this transform requires "
                 "real-valued inputs (a sub-dtype of np.floating), not integer or boolean ones. "
                 "Fix: cast it with `.astype(jnp.float32)`, or pass allow_int=True where the "
-                "transform supports it (jacrev, grad, vector_grad)."
+                "transform supports it (jacrev, jacobian, grad)."
             )
 
     def _drive(self, *args: Any, **kwargs: Any) -> Any:
@@ -239,8 +239,17 @@ class GradientTransform:
     def _assemble(self, d: Any, y: Any, aux: Any) -> Any:
         if self.grad_states.given and self.argnums.given:
             n = 1 + len(self.argnums.positions)
-            parts = split_components(d, jax.tree.structure(y), n, self.output_structured)
-            arg_grads = parts[1] if self.argnums.is_int else tuple(parts[1:])
+            y_treedef = jax.tree.structure(y)
+            parts = split_components(d, y_treedef, n, self.output_structured)
+            if self.argnums.is_int:
+                arg_grads = parts[1]
+            elif self.output_structured:
+                # As JAX lays out a Jacobian over argnums=(i, j, ...): the output
+                # structure over the tuple of inputs (the same as without grad_states).
+                per_leaf = y_treedef.flatten_up_to(d)
+                arg_grads = jax.tree.unflatten(y_treedef, [tuple(p[1:]) for p in per_leaf])
+            else:
+                arg_grads = tuple(parts[1:])
             grads: Any = (parts[0], arg_grads)
         else:
             grads = d
