@@ -7,6 +7,8 @@ state values passed as arguments), run under ``jax.jit``.
 from __future__ import annotations
 
 import functools
+import gc
+import weakref
 
 import jax
 import jax.numpy as jnp
@@ -244,21 +246,46 @@ def test_methods_with_static_self():
     assert_tree_equal(c.w.value, before * 3)
 
 
-def test_bare_jit_on_a_method_asks_for_static_self():
-    # `self` binds (the jitted object is a plain function), but an object that
-    # is not an array must be static: the error says so and names position 0.
+def test_bare_jit_on_a_method_binds_the_instance():
+    # `self` is bound, not an argument: each instance gets its own compiled
+    # function over its own states, and the instance is held weakly.
+    class Model:
+        def __init__(self, scale):
+            self.w = sg.ParamState(jnp.full(2, scale), name="w")
+            self.h = sg.ShortTermState(jnp.zeros(2), name="h")
+
+        @sj.jit
+        def __call__(self, x):
+            self.h.value = self.h.value + self.w.value * x
+            return self.h.value.sum()
+
+    a, b = Model(1.0), Model(3.0)
+    pure = jax.jit(lambda w, h, x: (h + w * x, (h + w * x).sum()))
+    ha, hb = jnp.zeros(2), jnp.zeros(2)
+    for x in (2.0, 0.5):
+        ha, ya = pure(jnp.full(2, 1.0), ha, x)
+        hb, yb = pure(jnp.full(2, 3.0), hb, x)
+        np.testing.assert_allclose(a(x), ya)
+        np.testing.assert_allclose(b(x), yb)
+    np.testing.assert_allclose(a.h.value, ha)
+    np.testing.assert_allclose(b.h.value, hb)
+    ref = weakref.ref(a)
+    del a
+    gc.collect()
+    assert ref() is None
+
+
+def test_jit_on_a_method_with_static_self_still_works():
     class Model:
         def __init__(self):
             self.w = sg.ParamState(jnp.ones(2), name="w")
 
-        @sj.jit
-        def __call__(self, x):
+        @functools.partial(sj.jit, static_argnums=0)
+        def apply(self, x):
             return self.w.value * x
 
     m = Model()
-    with pytest.raises(TypeError, match=r"positional argument 0 is a Model.*static_argnums=0"):
-        m(2.0)
-    np.testing.assert_array_equal(m.w.value, jnp.ones(2))
+    np.testing.assert_allclose(m.apply(2.0), jnp.full(2, 2.0))
 
 
 # ----------------------------------------------------------------- AOT helpers

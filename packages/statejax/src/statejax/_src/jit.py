@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .signature import normalize_argnums
 from .stateful import StatefulFunction
 
-__all__ = ["as_function", "jit"]
+__all__ = ["JittedFunction", "as_function", "jit"]
 
 _METHODS = (
     "clear_cache",
@@ -23,14 +25,74 @@ _METHODS = (
 )
 
 
-def as_function(sf: StatefulFunction) -> Any:
-    """Return ``sf``'s generated call function, carrying ``sf``'s methods."""
-    fn = sf._call
-    functools.update_wrapper(fn, sf.fun, updated=())
+class JittedFunction:
+    """What :func:`jit` returns: a callable with ``fun``'s signature and its tools.
+
+    Calling it runs a generated one-frame hot path (see ``fastpath``). It
+    carries the methods of its :class:`~statejax.StatefulFunction`
+    (``trace``, ``lower``, ``eval_shape``, ``pure``, ``jaxpr``,
+    ``read_states``, ``written_states``, ``out_shapes``, ``clear_cache``) and
+    the object itself as ``stateful``. Used as a method decorator, it binds
+    the instance (``self`` is not an argument of the compiled function; each
+    instance gets its own compiled function, and the instance is held weakly).
+    """
+
+    stateful: StatefulFunction
+    _rebind: Callable[[Callable[..., Any]], Any] | None
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        if obj is None:
+            return self
+        rebind = self._rebind
+        if rebind is None:
+            return functools.partial(self, obj)
+        key = id(obj)
+        hit = self._bound.get(key)
+        if hit is not None and hit[0]() is obj:
+            return hit[1]
+        try:
+            ref = weakref.ref(obj, lambda _, k=key, b=self._bound: b.pop(k, None))
+        except TypeError:  # not weak-referenceable: bind by argument
+            return functools.partial(self, obj)
+        fun = self.stateful.fun
+
+        def method(*args: Any, **kwargs: Any) -> Any:
+            return fun(ref(), *args, **kwargs)
+
+        functools.update_wrapper(method, fun)
+        del method.__wrapped__
+        bound = rebind(method)
+        self._bound[key] = (ref, bound)
+        return bound
+
+    def __repr__(self) -> str:
+        return f"<statejax.jit of {getattr(self.stateful.fun, '__qualname__', self.stateful.fun)}>"
+
+
+def as_function(
+    sf: StatefulFunction, rebind: Callable[[Callable[..., Any]], Any] | None = None
+) -> Any:
+    """Return a :class:`JittedFunction` whose call is ``sf``'s generated hot path.
+
+    Args:
+        sf: The stateful function.
+        rebind: Builds the same transform for a method bound to an instance
+            (``rebind(bound_function)``); ``None`` passes ``self`` as argument 0.
+    """
+    call = sf._call
+    cls = type(
+        getattr(sf.fun, "__name__", "jitted"),
+        (JittedFunction,),
+        {"__call__": staticmethod(call), "__module__": getattr(sf.fun, "__module__", None)},
+    )
+    obj = cls()
+    functools.update_wrapper(obj, sf.fun, updated=())  # type: ignore[arg-type]
     for name in _METHODS:
-        setattr(fn, name, getattr(sf, name))
-    fn.stateful = sf  # type: ignore[attr-defined]
-    return fn
+        setattr(obj, name, getattr(sf, name))
+    obj.stateful = sf
+    obj._rebind = rebind
+    obj._bound = {}  # type: ignore[attr-defined]
+    return obj
 
 
 def jit(
@@ -100,6 +162,33 @@ def jit(
         sf = StatefulFunction(
             f,
             static_argnums,
+            static_argnames,
+            jit_kwargs=kw,
+            donate_states=donate_states,
+            api="statejax.jit",
+        )
+        statics = normalize_argnums("statejax.jit", static_argnums)
+        if 0 in statics:  # `self` declared static by hand: keep passing it
+            return as_function(sf)
+
+        def rebind(method: Callable[..., Any]) -> Any:
+            return wrap_bound(method, statics, kw)
+
+        return as_function(sf, rebind)
+
+    def wrap_bound(method: Callable[..., Any], statics: tuple[int, ...], kw: dict) -> Any:
+        kw = dict(kw)
+        donated = normalize_argnums("statejax.jit", kw.pop("donate_argnums", ()))
+        if any(i > 0 for i in donated):
+            kw["donate_argnums"] = tuple(i - 1 for i in donated if i > 0)
+        shardings = kw.pop("in_shardings", None)
+        if isinstance(shardings, tuple) and shardings:
+            kw["in_shardings"] = shardings[1:]
+        elif shardings is not None:
+            kw["in_shardings"] = shardings
+        sf = StatefulFunction(
+            method,
+            tuple(i - 1 for i in statics if i > 0),
             static_argnames,
             jit_kwargs=kw,
             donate_states=donate_states,
