@@ -14,20 +14,57 @@ __all__ = [
     "TraceOrderError",
 ]
 
-_DOCS = "https://stategraph.readthedocs.io/en/latest/errors.html"
+# The one place that names the documentation's address (statediff.errors uses it too).
+DOCS_URL = "https://statestack.readthedocs.io/en/latest"
+_DOCS = f"{DOCS_URL}/errors.html"
+
+# The packages whose ``errors`` modules are documented on the errors page.
+_STACK = frozenset({"stategraph", "statejax", "statediff", "statediff_units"})
 
 
 def _link(anchor: str) -> str:
     return f"\n(See {_DOCS}#{anchor})"
 
 
-class StateError(Exception):
+def _anchor(cls: type) -> str:
+    """The errors page's anchor of ``cls``: that of its nearest documented class.
+
+    A documented class is one defined in the ``errors`` module of a package of
+    the stack; its anchor is its full name (``stategraph.errors.StateError``),
+    as Sphinx's autodoc makes it. A user's subclass links to its documented base.
+    """
+    for klass in cls.__mro__:
+        module = klass.__module__
+        if module.endswith(".errors") and module.split(".")[0] in _STACK:
+            return f"{module}.{klass.__qualname__}"
+    return ""
+
+
+class _LinkedToDocs(BaseException):
+    """Mixin: the message ends with a link to the class's entry on the errors page."""
+
+    def __str__(self) -> str:
+        anchor = _anchor(type(self))
+        message = super().__str__()
+        return message + _link(anchor) if anchor else message
+
+
+class StateError(_LinkedToDocs, Exception):
     """Root of every state-related error raised by this stack.
 
     Cause: a rule about :class:`~stategraph.State` objects was broken.
 
     Fix: catch this class to handle every state error at once; the subclass and
     its message say which rule and how to fix the call.
+
+    Every message of this class and its subclasses ends with a link to the
+    class's entry on the errors page of the documentation (``DOCS_URL``).
+
+    Example:
+        >>> import stategraph as sg
+        >>> message = str(sg.TraceOrderError("traces must nest"))
+        >>> message.splitlines()[-1].endswith("errors.html#stategraph.errors.TraceOrderError)")
+        True
     """
 
 

@@ -82,10 +82,10 @@ def jacfwd(
     ===========  =======  =======  ============  =====================================
     grad_states  argnums  has_aux  return_value  returns
     ===========  =======  =======  ============  =====================================
-    None         (0)      F        F             ``arg_grads``
-    None         (0)      T        F             ``(arg_grads, aux)``
-    None         (0)      F        T             ``(arg_grads, value)``
-    None         (0)      T        T             ``(arg_grads, value, aux)``
+    None         ``(0)``  F        F             ``arg_grads``
+    None         ``(0)``  T        F             ``(arg_grads, aux)``
+    None         ``(0)``  F        T             ``(arg_grads, value)``
+    None         ``(0)``  T        T             ``(arg_grads, value, aux)``
     given        None     F        F             ``var_grads``
     given        None     T        F             ``(var_grads, aux)``
     given        None     F        T             ``(var_grads, value)``
