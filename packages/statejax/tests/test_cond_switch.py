@@ -242,3 +242,25 @@ def test_switch_branch_error_is_all_or_nothing():
     with pytest.raises(ValueError, match="bad branch"):
         sj.switch(0, [write, bad], jnp.float32(1.0))
     assert s.value is before and not has_tracer(s.value)
+
+
+def test_branch_write_without_read_does_not_freeze_the_other_branchs_read():
+    # One branch only writes `s`; the other reads it. The read must stay an
+    # input of the compiled function (not a constant of the first trace).
+    s = sg.State(jnp.float32(1.0), name="s")
+    t = sg.State(jnp.float32(0.0), name="t")
+
+    def writes(x):
+        s.value = x * 2.0
+        return x
+
+    def reads(x):
+        t.value = s.value + x
+        return x
+
+    for value in (1.0, 10.0, -3.0):
+        s.value = jnp.float32(value)
+        sj.cond(False, writes, reads, 1.0)
+        np.testing.assert_allclose(t.value, value + 1.0)
+    sj.cond(True, writes, reads, 4.0)
+    np.testing.assert_allclose(s.value, 8.0)

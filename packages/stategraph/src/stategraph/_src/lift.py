@@ -57,6 +57,7 @@ class LiftTrace(StateTrace):
         super().__init__()
         self._originals: dict[int, tuple[State, Any]] = {}
         self._created: list[State] = []
+        self._own: set[int] = set()  # lifted here, or written at this trace's level
         self.input_states: list[State] = []
         self.input_values: list[Any] = []
         self.output_values: list[Any] = []
@@ -78,30 +79,50 @@ class LiftTrace(StateTrace):
     def _on_create(self, state: State) -> None:
         self._created.append(state)
 
+    def _inner_touched(self, key: int) -> bool:
+        """Whether a LiftTrace opened inside this one holds its own value for a state."""
+        traces = context.LOCAL.traces
+        inner = traces[traces.index(self) + 1 :] if self in traces else []
+        return any(isinstance(t, LiftTrace) and key in t._originals for t in inner)
+
+    def _innermost(self) -> bool:
+        for trace in reversed(context.LOCAL.traces):
+            if isinstance(trace, LiftTrace):
+                return trace is self
+        return False
+
     def _on_read(self, state: State) -> None:
         key = id(state)
-        first = key not in self._originals
         super()._on_read(state)
-        if first:
-            value = state._value
+        # Lift on the first read at this trace's level. A write made inside a
+        # nested LiftTrace does not count (that trace puts the value back when it
+        # closes), and while a nested trace holds its own value for the state
+        # (it wrote it), the read is that trace's business.
+        if key in self._own or self._inner_touched(key):
+            return
+        value = state._value
+        if key not in self._originals:
             self._originals[key] = (state, value)
-            leaves, treedef = jax.tree.flatten(value)
-            try:
-                lifted = [_new_arg(self._jax_trace, x) for x in leaves]
-            except TypeError as err:
-                raise TypeError(
-                    f"{type(state).__name__} {state._label()}: a state's value must be a pytree "
-                    f"of arrays to be traced, but it holds {type(value).__name__} ({err}). "
-                    "Fix: store JAX or NumPy arrays (or Python numbers) in states."
-                ) from None
-            state._value = jax.tree.unflatten(treedef, lifted)
-            self.input_states.append(state)
-            self.input_values.append(value)
+        leaves, treedef = jax.tree.flatten(value)
+        try:
+            lifted = [_new_arg(self._jax_trace, x) for x in leaves]
+        except TypeError as err:
+            raise TypeError(
+                f"{type(state).__name__} {state._label()}: a state's value must be a pytree "
+                f"of arrays to be traced, but it holds {type(value).__name__} ({err}). "
+                "Fix: store JAX or NumPy arrays (or Python numbers) in states."
+            ) from None
+        state._value = jax.tree.unflatten(treedef, lifted)
+        self._own.add(key)
+        self.input_states.append(state)
+        self.input_values.append(value)
 
     def _on_write(self, state: State) -> None:
         key = id(state)
         if key not in self._originals:
             self._originals[key] = (state, state._value)
+        if self._innermost():
+            self._own.add(key)
         super()._on_write(state)
 
     def finish(self) -> list[Any]:
