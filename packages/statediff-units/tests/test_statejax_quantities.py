@@ -133,22 +133,9 @@ def test_for_loop_carries_quantity_states():
 
 
 @_needs("cond")
-@pytest.mark.parametrize(
-    "reset_reads",
-    [
-        True,
-        pytest.param(
-            False,
-            marks=pytest.mark.xfail(
-                strict=False,
-                reason="stategraph/statejax bug (not unit-specific): a cond branch that writes "
-                "a state without reading it makes the other branch's read of that state a "
-                "constant baked in at the first trace (LiftTrace._on_read skips lifting a state "
-                "already in _originals from a nested trace's write)",
-            ),
-        ),
-    ],
-)
+# reset_reads=False: a branch that writes a state without reading it (this once made the other
+# branch's read a constant; fixed in stategraph's LiftTrace).
+@pytest.mark.parametrize("reset_reads", [True, False])
 def test_cond_writes_quantity_states_in_either_branch(reset_reads):
     v, g = _neuron()
 
