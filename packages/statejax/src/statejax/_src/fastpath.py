@@ -9,7 +9,7 @@ regenerated whenever its state plan changes. For a plan reading states
             return slow(args, kwargs)
         try:
             s0 = r0(); s1 = r1()
-            res = jitted(s0._value, s1._value, *args, **kwargs)
+            res = jitted([s0._value], [s1._value], *args, **kwargs)
         except (Stale, AttributeError):
             return slow(args, kwargs)
         except TypeError:
@@ -99,11 +99,11 @@ def set_plan(fn: types.FunctionType, plan: StatePlan, jitted: Callable[..., Any]
     body.append("    if ACTIVE.count or TRACE.value is not EVAL:")
     body.append("        return slow(args, kwargs)")
     body.append("    try:")
-    read_vars = []
-    for i, ref in enumerate(plan.read_refs):
+    ro_vars, rw_vars = [], []
+    for i, (ref, written) in enumerate(zip(plan.read_refs, plan.rw_mask, strict=True)):
         names[f"{p}r{i}"] = ref
         body.append(f"        s{i} = {p}r{i}()")
-        read_vars.append(f"s{i}._value")
+        (rw_vars if written else ro_vars).append(f"s{i}._value")
     write_vars = []
     read_index = {id(ref()): i for i, ref in enumerate(plan.read_refs)}
     for j, ref in enumerate(plan.write_refs):
@@ -115,7 +115,9 @@ def set_plan(fn: types.FunctionType, plan: StatePlan, jitted: Callable[..., Any]
             write_vars.append(f"t{j}")
         else:
             write_vars.append(f"s{i}")
-    call_args = ", ".join([*read_vars, "*args", "**kwargs"])
+    call_args = ", ".join(
+        [f"[{', '.join(ro_vars)}]", f"[{', '.join(rw_vars)}]", "*args", "**kwargs"]
+    )
     body.append(f"        res = {p}jitted({call_args})")
     body.append("    except (Stale, AttributeError):")
     body.append("        return slow(args, kwargs)")

@@ -43,6 +43,17 @@ class StatePlan:
         self.n_write = len(written)
         self.jitted: Any = None
 
+    def split(self, values: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+        """Split per-read-state values into (read-only ones, read-and-written ones)."""
+        ro = [v for v, w in zip(values, self.rw_mask, strict=True) if not w]
+        rw = [v for v, w in zip(values, self.rw_mask, strict=True) if w]
+        return ro, rw
+
+    def merge(self, ro: Sequence[Any], rw: Sequence[Any]) -> list[Any]:
+        """Inverse of :meth:`split`: the values in first-read order."""
+        ro_it, rw_it = iter(ro), iter(rw)
+        return [next(rw_it) if w else next(ro_it) for w in self.rw_mask]
+
     def same_states(self, read: Sequence[State], written: Sequence[State]) -> bool:
         """Return whether this plan is for exactly these states, in this order."""
         if len(read) != self.n_read or len(written) != self.n_write:
