@@ -133,7 +133,7 @@ def main() -> int:
 
     per_n = {}
     for n in (1, 10, 100, 1000):
-        t = interleaved(many_states_case(n), blocks=blocks if n < 1000 else max(3, blocks // 3))
+        t = interleaved(many_states_case(n), blocks=blocks if n < 1000 else 2 * blocks)
         per_n[n] = t
         rows.append(
             {
