@@ -18,18 +18,22 @@ from statediff._src.fwd_grad import fwd_grad
 from statediff._src.grad import grad, vector_grad
 from statediff._src.hessian import hessian
 from statediff._src.jacobian import jacfwd, jacobian, jacrev
-from statediff._src.jvp import jvp
-from statediff._src.linearize import linearize
+from statediff._src.jvp import JVPTransform, jvp
+from statediff._src.linearize import LinearizeTransform, linearize
 from statediff._src.transform import GradientTransform
-from statediff._src.units_hook import register_units_backend, units_backend
-from statediff._src.vjp import vjp
+from statediff._src.units_hook import UnitsBackend, register_units_backend, units_backend
+from statediff._src.vjp import VJPTransform, vjp
 from statediff.errors import UnitsNotInstalledError
 
 __version__ = "0.1.0"
 
 __all__ = [
     "GradientTransform",
+    "JVPTransform",
+    "LinearizeTransform",
+    "UnitsBackend",
     "UnitsNotInstalledError",
+    "VJPTransform",
     "__version__",
     "errors",
     "fwd_grad",

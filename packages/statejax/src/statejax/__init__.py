@@ -20,7 +20,7 @@ from statejax import errors
 from statejax._src.cond import cond
 from statejax._src.eval_shape import eval_shape
 from statejax._src.for_loop import for_loop
-from statejax._src.jit import jit
+from statejax._src.jit import JittedFunction, jit
 from statejax._src.plan import Lifted, StatePlan
 from statejax._src.progress import ProgressBar
 from statejax._src.remat import checkpoint, remat
@@ -34,6 +34,7 @@ from statejax._src.while_loop import while_loop
 __version__ = "0.1.0"
 
 __all__ = [
+    "JittedFunction",
     "Lifted",
     "ProgressBar",
     "StatePlan",
