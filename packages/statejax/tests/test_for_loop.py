@@ -82,7 +82,7 @@ def test_for_loop_argument_errors():
 def test_missing_tqdm_gives_a_clear_import_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "tqdm", None)
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)
-    with pytest.raises(ImportError, match=r"statejax\[progress\]"):
+    with pytest.raises(ImportError, match=r"pip install tqdm"):
         sj.for_loop(lambda a: a, jnp.ones(2), progress_bar=True)
     with pytest.raises(ImportError, match="tqdm"):
         sj.ProgressBar()

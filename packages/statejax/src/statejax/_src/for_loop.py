@@ -62,7 +62,7 @@ def for_loop(
             an int (update every that many iterations) or a configured
             :class:`statejax.ProgressBar`. Works inside ``sj.jit`` (an ordered
             ``jax.debug.callback``; not inside ``vmap``). Needs tqdm
-            (``pip install 'statejax[progress]'``).
+            (``pip install tqdm``; it is a dependency of statejax).
 
     Returns:
         The outputs of ``f``, stacked along a new leading axis.
