@@ -18,8 +18,8 @@ def _tqdm() -> Any:
     except ImportError:
         raise ImportError(
             "statejax.for_loop(progress_bar=...) needs the tqdm package, which is not "
-            "installed. Fix: pip install tqdm (a dependency of statejax; it may have been removed), or call "
-            "for_loop without progress_bar."
+            "installed. Fix: pip install tqdm (a dependency of statejax; it may have been "
+            "removed), or call for_loop without progress_bar."
         ) from None
     return tqdm
 
@@ -41,7 +41,8 @@ class ProgressBar:
             ``disable``, ...).
 
     Raises:
-        ImportError: if tqdm is not installed (``pip install tqdm``; it is a dependency of statejax).
+        ImportError: if tqdm is not installed (``pip install tqdm``; a dependency of
+            statejax).
         ValueError: if ``interval`` is not a positive int.
 
     Example:
