@@ -25,10 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-try:  # converts keeping JAX's weak type, as jax.jacfwd/jacrev do for their blocks
-    from jax._src.lax.lax import _convert_element_type as _jax_convert
-except ImportError:  # pragma: no cover - a future JAX without it: drop the weak type
-    _jax_convert = None
+from .jax_compat import convert_keeping_weak_type
 
 __all__ = ["chunked_jacfwd", "chunked_jacrev"]
 
@@ -284,9 +281,7 @@ def _size(shape: Sequence[int]) -> int:
 
 
 def _convert(x: Any, dtype: Any, weak: bool) -> Any:
-    if _jax_convert is None:  # pragma: no cover
-        return jax.lax.convert_element_type(x, dtype)
-    return _jax_convert(x, dtype, weak)
+    return convert_keeping_weak_type(x, dtype, weak)
 
 
 def _downcast(x: Any, dtype: Any, weak: bool) -> Any:

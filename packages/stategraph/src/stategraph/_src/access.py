@@ -4,22 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from jax._src import core as _jax_core
-
 from stategraph.errors import StateStructureError, TraceContextError
 
 from . import context
+from .jax_compat import current_jax_trace
 from .structure import describe, has_tracer, structure_of
 
 if TYPE_CHECKING:
     from .state import State
 
-__all__ = ["current_jax_trace", "record_read", "write_checked"]
-
-
-def current_jax_trace() -> Any:
-    """Return JAX's innermost trace object of this thread (an opaque identity)."""
-    return _jax_core.trace_ctx.trace
+__all__ = ["record_read", "write_checked"]
 
 
 def record_read(state: State) -> None:

@@ -6,11 +6,9 @@ from types import TracebackType
 from typing import Any
 
 import jax
-from jax._src import source_info_util
-from jax._src.interpreters import partial_eval as pe
 
 from . import context
-from .access import current_jax_trace
+from .jax_compat import current_jax_trace, is_staging_trace, new_jaxpr_input
 from .state import State, poison
 from .structure import has_tracer
 from .trace import StateTrace
@@ -20,7 +18,7 @@ __all__ = ["LiftTrace"]
 
 def _new_arg(jax_trace: Any, leaf: Any) -> Any:
     aval = jax.typeof(leaf)
-    return jax_trace.new_arg(aval, source_info_util.current())
+    return new_jaxpr_input(jax_trace, aval)
 
 
 class LiftTrace(StateTrace):
@@ -64,7 +62,7 @@ class LiftTrace(StateTrace):
 
     def __enter__(self) -> LiftTrace:
         jax_trace = current_jax_trace()
-        if not isinstance(jax_trace, pe.DynamicJaxprTrace):
+        if not is_staging_trace(jax_trace):
             raise TypeError(
                 "LiftTrace must be opened inside a function being staged to a jaxpr "
                 f"(jax.make_jaxpr, jax.jit tracing), but JAX's current trace is "

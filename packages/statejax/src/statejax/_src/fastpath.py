@@ -33,10 +33,9 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from jax._src import core as _jax_core
-
 from stategraph.extend import ACTIVE
 
+from .jax_compat import EVAL_TRACE, TRACE_STATE
 from .plan import StatePlan
 
 __all__ = ["Stale", "make_call_function", "reset", "set_plan"]
@@ -48,8 +47,8 @@ class Stale(Exception):
 
 _BASE = {
     "ACTIVE": ACTIVE,
-    "TRACE": _jax_core.trace_state_strong_ref,
-    "EVAL": _jax_core.eval_trace,
+    "TRACE": TRACE_STATE,
+    "EVAL": EVAL_TRACE,
     "Stale": Stale,
 }
 

@@ -8,12 +8,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
-from jax._src import core as _jax_core
 
 from stategraph import State
 from stategraph.extend import open_traces, write_raw
 
 from .fastpath import Stale, make_call_function, reset, set_plan
+from .jax_compat import is_eager
 from .plan import Lifted, StatePlan, trace_lifted
 from .signature import (
     abstract_key,
@@ -28,14 +28,6 @@ from .signature import (
 
 __all__ = ["StatefulFunction", "make_jaxpr"]
 
-_EvalTrace = _jax_core.EvalTrace
-_trace_ctx = _jax_core.trace_ctx
-_TRACE = _jax_core.trace_state_strong_ref
-_EVAL = _jax_core.eval_trace
-
-
-def _eager() -> bool:
-    return type(_trace_ctx.trace) is _EvalTrace
 
 
 class StatefulFunction:
@@ -274,7 +266,7 @@ class StatefulFunction:
         read = plan.read_states()
         written_states = plan.written_states()
         assert read is not None and written_states is not None
-        managed = bool(open_traces()) or not _eager()
+        managed = bool(open_traces()) or not is_eager()
         if not managed:
             with self._lock:
                 if self._plan is not plan:

@@ -8,13 +8,12 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import jax
-from jax._src import core as _jax_core
-from jax._src.interpreters import batching as _batching
 
 from stategraph import State
 from stategraph.extend import describe
 
 from .compose import StateIO, lifted_for
+from .jax_compat import BatchTrace, BatchTracer, current_trace, extend_axis_env_nd
 from .jit import as_function
 from .stateful import StatefulFunction
 
@@ -144,7 +143,7 @@ def abstract_value(value: Any) -> Any:
 
 def _is_batched(leaf: Any, trace: Any) -> bool:
     return (
-        isinstance(leaf, _batching.BatchTracer)
+        isinstance(leaf, BatchTracer)
         and leaf._trace.tag is trace.tag
         and leaf.batch_dim is not None
     )
@@ -219,7 +218,7 @@ def _vmap_driver(
             lane_states.append(lane_of(f"{state_label(s)} (declared state)")(a, value))
         size = _batch_size(sizes, axis_size)
         env = [(axis_name, size)] if axis_name is not None else []
-        with swapped_values(declared, lane_states), _jax_core.extend_axis_env_nd(env):
+        with swapped_values(declared, lane_states), extend_axis_env_nd(env):
             lifted = sf.trace(*lane_args, **lane_kwargs)
         io = StateIO([lifted])
         for s in io.out_states:
@@ -252,8 +251,8 @@ def _vmap_driver(
 
 def _check_shared(shared: list[tuple[int, State]], new: list[Any], size: int) -> None:
     """Raise if an undeclared (shared) state is written a per-lane value (inside the vmap)."""
-    trace = _jax_core.trace_ctx.trace
-    if not shared or not isinstance(trace, _batching.BatchTrace):
+    trace = current_trace()
+    if not shared or not isinstance(trace, BatchTrace):
         return
     for j, s in shared:
         if any(_is_batched(x, trace) for x in jax.tree.leaves(new[j])):

@@ -1,0 +1,42 @@
+"""Every use of JAX internals (``jax._src``) by statejax, in one place.
+
+JAX has no public API for these yet; when a JAX upgrade moves them, this is
+the only module to change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jax._src import core as _core
+from jax._src.interpreters import batching as _batching
+
+__all__ = [
+    "EVAL_TRACE",
+    "TRACE_STATE",
+    "BatchTrace",
+    "BatchTracer",
+    "current_trace",
+    "extend_axis_env_nd",
+    "is_eager",
+]
+
+# ``TRACE_STATE.value is EVAL_TRACE`` is the cheapest "not inside any JAX
+# transform" test; the generated hot path uses it on every call.
+TRACE_STATE = _core.trace_state_strong_ref
+EVAL_TRACE = _core.eval_trace
+BatchTrace = _batching.BatchTrace
+BatchTracer = _batching.BatchTracer
+extend_axis_env_nd = _core.extend_axis_env_nd
+_EvalTrace = _core.EvalTrace
+_trace_ctx = _core.trace_ctx
+
+
+def current_trace() -> Any:
+    """Return JAX's innermost trace object of this thread."""
+    return _trace_ctx.trace
+
+
+def is_eager() -> bool:
+    """Return whether no JAX transform is tracing in this thread."""
+    return type(_trace_ctx.trace) is _EvalTrace
