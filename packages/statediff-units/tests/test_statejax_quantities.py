@@ -19,10 +19,6 @@ import stategraph as sg
 import statejax as sj
 
 
-def _needs(name):
-    return pytest.mark.skipif(not hasattr(sj, name), reason=f"statejax.{name} does not exist yet")
-
-
 def _assert_q(value, unit, mantissa):
     assert isinstance(value, u.Quantity), f"expected a Quantity in {unit}, got {value!r}"
     assert value.unit == unit, (value.unit, unit)
@@ -44,7 +40,6 @@ def _dv_plain(v, g, i_ext):
     return (i_ext - g * (v + 65.0)) * 0.1  # mS * mV = uA; uA * ms / uF = mV
 
 
-@_needs("jit")
 def test_jit_writes_back_quantities():
     v, g = _neuron()
 
@@ -63,7 +58,6 @@ def test_jit_writes_back_quantities():
     _assert_q(g.value, u.mS, [0.1, 0.2, 0.3])
 
 
-@_needs("jit")
 def test_jit_state_changes_unit_scale_outside_retraces():
     v, g = _neuron()
 
@@ -76,7 +70,6 @@ def test_jit_state_changes_unit_scale_outside_retraces():
     _assert_q(read(), u.volt, jnp.full(3, -0.13))
 
 
-@_needs("vmap")
 def test_vmap_shared_and_batched_quantity_states():
     v, g = _neuron()
     total = sg.ShortTermState(jnp.array(0.0) * u.nA, name="total")
@@ -97,7 +90,6 @@ def test_vmap_shared_and_batched_quantity_states():
     _assert_q(v.value, u.mV, jnp.full(3, -65.0))
 
 
-@_needs("scan")
 def test_scan_carries_quantity_states():
     v, g = _neuron()
 
@@ -115,7 +107,6 @@ def test_scan_carries_quantity_states():
     _assert_q(v.value, u.mV, expected)
 
 
-@_needs("for_loop")
 def test_for_loop_carries_quantity_states():
     v, g = _neuron()
 
@@ -132,7 +123,6 @@ def test_for_loop_carries_quantity_states():
     _assert_q(v.value, u.mV, expected)
 
 
-@_needs("cond")
 # reset_reads=False: a branch that writes a state without reading it (this once made the other
 # branch's read a constant; fixed in stategraph's LiftTrace).
 @pytest.mark.parametrize("reset_reads", [True, False])
@@ -158,7 +148,6 @@ def test_cond_writes_quantity_states_in_either_branch(reset_reads):
     _assert_q(v.value, u.mV, jnp.full(3, -69.0))
 
 
-@_needs("cond")
 def test_cond_branch_writing_another_scale_of_the_same_unit():
     v, _ = _neuron()
 
@@ -174,7 +163,6 @@ def test_cond_branch_writing_another_scale_of_the_same_unit():
     _assert_q(v.value, u.mV, jnp.full(3, -65.0))
 
 
-@_needs("switch")
 def test_switch_writes_quantity_states():
     v, _ = _neuron()
     branches = [lambda x: x, lambda x: _set(v, v.value + x), lambda x: _set(v, v.value - x)]
@@ -189,7 +177,6 @@ def _set(state, value):
     return value[0]
 
 
-@_needs("while_loop")
 def test_while_loop_carries_quantity_states():
     v, g = _neuron()
 
@@ -205,7 +192,6 @@ def test_while_loop_carries_quantity_states():
     _assert_q(v.value, u.mV, jnp.full(3, -59.0))
 
 
-@_needs("remat")
 def test_remat_under_grad_with_quantity_states():
     v, g = _neuron()
 
@@ -223,7 +209,6 @@ def test_remat_under_grad_with_quantity_states():
     _assert_q(v.value, u.mV, -65.0 + _dv_plain(jnp.full(3, -65.0), g.value.mantissa, 1.0))
 
 
-@_needs("jit")
 def test_jit_of_unit_aware_grad_writes_back_and_caches():
     v, g = _neuron()
 
@@ -249,7 +234,6 @@ def test_jit_of_unit_aware_grad_writes_back_and_caches():
     assert v.value.unit == u.mV
 
 
-@_needs("vmap")
 def test_vmap_of_unit_aware_jacfwd_per_example():
     g = sg.ParamState(jnp.array([0.1, 0.2]) * u.mS, name="g")
 
@@ -260,7 +244,6 @@ def test_vmap_of_unit_aware_jacfwd_per_example():
     _assert_q(per_example, u.mV, jnp.arange(6.0).reshape(3, 2))
 
 
-@_needs("for_loop")
 def test_unit_aware_jacfwd_through_for_loop():
     v, g = _neuron()
 

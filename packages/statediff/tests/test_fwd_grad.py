@@ -175,7 +175,6 @@ def test_has_aux_return_value_and_write_back():
     assert float(value) == 20.0 and g.shape == (2,)
 
 
-@pytest.mark.skipif(not hasattr(sj, "vmap"), reason="statejax.vmap not available")
 def test_inside_vmap_lanes_share_directions():
     w = sg.ParamState(jnp.array([1.0, 2.0]), name="w")
     est = sd.fwd_grad(lambda x: jnp.sum(w.value * x), grad_states=w, tangent_size=4, key=5)

@@ -176,7 +176,6 @@ def test_nests_inside_grad():
     assert_tree_close(got, want)
 
 
-@pytest.mark.skipif(not hasattr(sj, "vmap"), reason="statejax.vmap not available")
 def test_inside_vmap():
     case = Case("list", (3,), (2,), seed=3)
     xs, z = jnp.arange(4.0), jnp.ones(2)

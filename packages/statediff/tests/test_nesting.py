@@ -71,9 +71,7 @@ def test_grad_of_grad_and_jacrev_of_jacfwd(model):
 
 
 def test_vmap_of_jacfwd():
-    vmap = getattr(sj, "vmap", None)
-    if vmap is None:
-        pytest.skip("statejax.vmap is not available")
+    vmap = sj.vmap
     w = sg.ParamState(W0, name="w")
     core = lambda wv, x: {"a": jnp.sin(wv * x), "b": (wv * x).sum()}  # noqa: E731
     mapped = vmap(sd.jacfwd(lambda x: core(w.value, x), grad_states=w, argnums=0))
@@ -122,9 +120,7 @@ def test_grad_inside_jit_writes_back(model):
 
 
 def test_jacfwd_over_scan():
-    scan = getattr(sj, "scan", None)
-    if scan is None:
-        pytest.skip("statejax.scan is not available")
+    scan = sj.scan
     w = sg.ParamState(W0, name="w")
     h = sg.ShortTermState(jnp.zeros(3), name="h")
     xs = jnp.arange(4.0)

@@ -145,7 +145,6 @@ def test_nests_inside_jacfwd_and_plain_jit():
     assert_tree_close(got, jax.grad(pure)(w.value, 2.0))
 
 
-@pytest.mark.skipif(not hasattr(sj, "vmap"), reason="statejax.vmap not available")
 def test_inside_vmap():
     case = Case("dict", (3,), (2,), seed=3)
     xs, z = jnp.arange(4.0), jnp.ones(2)

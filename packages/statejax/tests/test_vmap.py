@@ -468,8 +468,6 @@ def test_vmap_with_cond_inside():
 
 
 def test_vmap_inside_scan():
-    if not hasattr(sj, "scan"):
-        pytest.skip("statejax.scan does not exist yet")
     h = sg.ShortTermState(jnp.zeros((3, 2)), name="h")
 
     step = sj.vmap(lambda x: setattr(h, "value", h.value * 0.5 + x) or h.value.sum(), in_states=h)
@@ -492,8 +490,6 @@ def test_vmap_inside_scan():
 
 
 def test_scan_inside_vmap():
-    if not hasattr(sj, "scan"):
-        pytest.skip("statejax.scan does not exist yet")
     h = sg.ShortTermState(jnp.zeros((3,)), name="h")
 
     def body(c, x):
