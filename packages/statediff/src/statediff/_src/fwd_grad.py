@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +12,7 @@ import numpy as np
 from stategraph import ShortTermState, State
 
 from .transform import GradientTransform
-from .units_hook import units_backend
+from .units_hook import route
 
 __all__ = ["fwd_grad"]
 
@@ -216,10 +215,9 @@ def fwd_grad(
         key=key,
         check_states=check_states,
     )
-    if func is None:
-        return functools.partial(fwd_grad, unit_aware=unit_aware, **options)
-    if unit_aware:
-        return units_backend(_API).make("fwd_grad", func, **options)
+    routed = route(fwd_grad, func, unit_aware, options)
+    if routed is not None:
+        return routed
     size = _check_tangent_size(tangent_size)
     keys = _KeySource(key)
     gt = GradientTransform(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -10,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from .transform import GradientTransform
-from .units_hook import units_backend
+from .units_hook import route
 
 __all__ = ["grad", "vector_grad"]
 
@@ -92,10 +91,9 @@ def grad(
         holomorphic=holomorphic,
         check_states=check_states,
     )
-    if func is None:
-        return functools.partial(grad, unit_aware=unit_aware, **options)
-    if unit_aware:
-        return units_backend("statediff.grad").make("grad", func, **options)
+    routed = route(grad, func, unit_aware, options)
+    if routed is not None:
+        return routed
     return GradientTransform(
         func,
         _grad_transform(allow_int, holomorphic),
@@ -152,10 +150,9 @@ def vector_grad(
         return_value=return_value,
         check_states=check_states,
     )
-    if func is None:
-        return functools.partial(vector_grad, unit_aware=unit_aware, **options)
-    if unit_aware:
-        return units_backend("statediff.vector_grad").make("vector_grad", func, **options)
+    routed = route(vector_grad, func, unit_aware, options)
+    if routed is not None:
+        return routed
     return GradientTransform(
         func,
         _vector_grad_transform,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
 import jax
 
 from .transform import GradientTransform
-from .units_hook import units_backend
+from .units_hook import route
 
 __all__ = ["hessian"]
 
@@ -82,10 +81,9 @@ def hessian(
         holomorphic=holomorphic,
         check_states=check_states,
     )
-    if func is None:
-        return functools.partial(hessian, unit_aware=unit_aware, **options)
-    if unit_aware:
-        return units_backend("statediff.hessian").make("hessian", func, **options)
+    routed = route(hessian, func, unit_aware, options)
+    if routed is not None:
+        return routed
     return GradientTransform(
         func,
         _hessian_transform(holomorphic),

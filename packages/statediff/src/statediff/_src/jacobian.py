@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
 import jax
 
 from .transform import GradientTransform
-from .units_hook import units_backend
+from .units_hook import route
 
 __all__ = ["jacfwd", "jacobian", "jacrev"]
 
@@ -147,10 +146,9 @@ def jacfwd(
         check_states=check_states,
         chunk_size=chunk_size,
     )
-    if func is None:
-        return functools.partial(jacfwd, unit_aware=unit_aware, **options)
-    if unit_aware:
-        return units_backend("statediff.jacfwd").make("jacfwd", func, **options)
+    routed = route(jacfwd, func, unit_aware, options)
+    if routed is not None:
+        return routed
     _check_chunk("statediff.jacfwd", chunk_size)
     return GradientTransform(
         func,
@@ -216,10 +214,9 @@ def jacrev(
         check_states=check_states,
         chunk_size=chunk_size,
     )
-    if func is None:
-        return functools.partial(jacrev, unit_aware=unit_aware, **options)
-    if unit_aware:
-        return units_backend("statediff.jacrev").make("jacrev", func, **options)
+    routed = route(jacrev, func, unit_aware, options)
+    if routed is not None:
+        return routed
     _check_chunk("statediff.jacrev", chunk_size)
     return GradientTransform(
         func,

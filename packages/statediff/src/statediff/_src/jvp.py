@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -10,7 +9,7 @@ import jax
 
 from .pure_call import DiffTransform, PureCall
 from .tangents import arg_tangents, state_tangents
-from .units_hook import units_backend
+from .units_hook import route
 
 __all__ = ["JVPTransform", "jvp"]
 
@@ -140,8 +139,7 @@ def jvp(
     options = dict(
         grad_states=grad_states, argnums=argnums, has_aux=has_aux, check_states=check_states
     )
-    if func is None:
-        return functools.partial(jvp, unit_aware=unit_aware, **options)
-    if unit_aware:
-        return units_backend("statediff.jvp").make("jvp", func, **options)
+    routed = route(jvp, func, unit_aware, options)
+    if routed is not None:
+        return routed
     return JVPTransform(func, name="statediff.jvp", **options)

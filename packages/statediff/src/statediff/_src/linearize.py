@@ -11,7 +11,7 @@ import jax
 from .pure_call import DiffTransform, PureCall
 from .tangents import arg_tangents
 from .tangents import state_tangents as _state_tangents
-from .units_hook import units_backend
+from .units_hook import route
 
 __all__ = ["LinearizeTransform", "linearize"]
 
@@ -129,8 +129,7 @@ def linearize(
     options = dict(
         grad_states=grad_states, argnums=argnums, has_aux=has_aux, check_states=check_states
     )
-    if func is None:
-        return functools.partial(linearize, unit_aware=unit_aware, **options)
-    if unit_aware:
-        return units_backend("statediff.linearize").make("linearize", func, **options)
+    routed = route(linearize, func, unit_aware, options)
+    if routed is not None:
+        return routed
     return LinearizeTransform(func, name="statediff.linearize", **options)

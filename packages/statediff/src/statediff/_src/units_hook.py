@@ -9,12 +9,13 @@ method ``make(kind, func, **options)`` returning the unit-aware callable.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 from typing import Any, Protocol
 
 from statediff.errors import UnitsNotInstalledError
 
-__all__ = ["UnitsBackend", "register_units_backend", "units_backend"]
+__all__ = ["UnitsBackend", "register_units_backend", "route", "units_backend"]
 
 
 class UnitsBackend(Protocol):
@@ -56,3 +57,18 @@ def units_backend(api: str = "statediff") -> UnitsBackend:
             "or call with unit_aware=False and unit-free values."
         )
     return _BACKEND[0]
+
+
+def route(public: Any, func: Any, unit_aware: bool, options: dict[str, Any]) -> Any:
+    """Route a call of a public transform that is not a plain one.
+
+    Returns the decorator factory when ``func`` is None, the unit-aware
+    transform from the registered backend when ``unit_aware`` is true, and
+    ``None`` when the caller should build the plain transform itself.
+    """
+    if func is None:
+        return functools.partial(public, unit_aware=unit_aware, **options)
+    if unit_aware:
+        kind = public.__name__
+        return units_backend(f"statediff.{kind}").make(kind, func, **options)
+    return None

@@ -11,7 +11,7 @@ import numpy as np
 
 from .pure_call import DiffTransform, PureCall
 from .tangents import tangent_dtype
-from .units_hook import units_backend
+from .units_hook import route
 
 __all__ = ["VJPTransform", "vjp"]
 
@@ -146,8 +146,7 @@ def vjp(
     options = dict(
         grad_states=grad_states, argnums=argnums, has_aux=has_aux, check_states=check_states
     )
-    if func is None:
-        return functools.partial(vjp, unit_aware=unit_aware, **options)
-    if unit_aware:
-        return units_backend("statediff.vjp").make("vjp", func, **options)
+    routed = route(vjp, func, unit_aware, options)
+    if routed is not None:
+        return routed
     return VJPTransform(func, name="statediff.vjp", **options)
