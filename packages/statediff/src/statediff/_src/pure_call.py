@@ -169,7 +169,7 @@ class PureCall:
             g_list[index[id(s)]] if id(s) in index else self._others[id(s)] for s in self._read
         ]
         sf = owner._lifted
-        leaves = jax.tree.leaves(sf._split(tuple(call_args), self._kwargs)[:2])
+        leaves = sf.arg_leaves(*call_args, **self._kwargs)
         out, new = self._lifted.run_flat(leaves, state_values)
         y, aux = (out[0], out[1]) if owner.has_aux else (out, None)
         where = find_quantity(y)

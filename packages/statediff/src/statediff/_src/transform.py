@@ -215,7 +215,7 @@ class GradientTransform:
             state_values = [
                 g_list[grad_ids[id(s)]] if id(s) in grad_ids else others[id(s)] for s in read
             ]
-            leaves = jax.tree.leaves(sf._split(tuple(call_args), kwargs)[:2])
+            leaves = sf.arg_leaves(*call_args, **kwargs)
             out, new = lifted.run_flat(leaves, state_values)
             y, aux = (out[0], out[1]) if has_aux else (out, None)
             where = find_quantity(y)

@@ -36,7 +36,7 @@ from stategraph import State
 from .plan import Lifted
 from .stateful import StatefulFunction
 
-__all__ = ["StateIO", "arg_leaves", "cached_driver", "cast_like", "lifted_for"]
+__all__ = ["StateIO", "cached_driver", "cast_like", "lifted_for"]
 
 _LIFTED: weakref.WeakKeyDictionary[Any, dict[str, StatefulFunction]] = weakref.WeakKeyDictionary()
 _LIFTED_LOCK = threading.Lock()
@@ -100,12 +100,6 @@ def cached_driver(key: Hashable, build: Callable[[], StatefulFunction]) -> State
     except TypeError:
         return build()
     return _DRIVERS.get(key, build)
-
-
-def arg_leaves(sf: StatefulFunction, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
-    """Return the dynamic argument leaves of a call, in the jaxpr's input order."""
-    dyn_args, dyn_kwargs, _ = sf._split(args, kwargs)
-    return jax.tree.leaves((dyn_args, dyn_kwargs))
 
 
 def _cast_leaf(new: Any, old: Any) -> Any:
@@ -200,7 +194,7 @@ class StateIO:
         out_pos = [self._in_index[i] for i in out_ids]
 
         def run(in_values: Sequence[Any], *args: Any, **kwargs: Any) -> tuple[Any, list[Any]]:
-            leaves = arg_leaves(sf, args, kwargs)
+            leaves = sf.arg_leaves(*args, **kwargs)
             out, written = lifted.run_flat(leaves, [in_values[i] for i in read_pos])
             by_id = dict(zip(written_ids, written, strict=True))
             new = [

@@ -114,6 +114,13 @@ class Lifted:
             [jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type) for a in out_avals],
         )
 
+    def fits(self, state_values: Sequence[Any]) -> bool:
+        """Whether values for the read states have this trace's structures and types."""
+        if tuple(jax.tree.structure(v) for v in state_values) != self.state_trees:
+            return False
+        leaves = jax.tree.leaves(list(state_values))
+        return tuple(aval_key(jax.typeof(x)) for x in leaves) == self.state_avals
+
     @property
     def read_states(self) -> list[State]:
         """The states read (inputs of the jaxpr), in first-read order."""

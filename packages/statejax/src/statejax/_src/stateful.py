@@ -17,7 +17,6 @@ from .jax_compat import is_eager
 from .plan import Lifted, StatePlan, trace_lifted
 from .signature import (
     abstract_key,
-    aval_key,
     check_arguments,
     check_hashable,
     check_no_states,
@@ -164,6 +163,15 @@ class StatefulFunction:
 
         return rebuild
 
+    def arg_leaves(self, *args: Any, **kwargs: Any) -> list[Any]:
+        """Return the dynamic argument leaves of a call, in the jaxpr's input order.
+
+        With :meth:`Lifted.run_flat <statejax.Lifted.run_flat>`, this is how
+        other transforms evaluate a traced signature purely.
+        """
+        dyn_args, dyn_kwargs, _ = self._split(args, kwargs)
+        return jax.tree.leaves((dyn_args, dyn_kwargs))
+
     def _key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         dyn_args, dyn_kwargs, statics = self._split(args, kwargs)
         try:
@@ -181,18 +189,7 @@ class StatefulFunction:
     def _valid(self, lifted: Lifted, states: list[State] | None) -> bool:
         if states is None or lifted.plan.written_states() is None:
             return False
-        for state, tree, aval in zip(
-            states, lifted.state_trees, _chunks(lifted.state_avals, lifted.state_trees), strict=True
-        ):
-            value = state._value
-            leaves, t = jax.tree.flatten(value)
-            if t != tree:
-                return False
-            for leaf, a in zip(leaves, aval, strict=True):
-                b = jax.typeof(leaf)
-                if aval_key(b) != a:
-                    return False
-        return True
+        return lifted.fits([s._value for s in states])
 
     def trace(self, *args: Any, **kwargs: Any) -> Lifted:
         """Return the traced signature for these arguments (tracing if needed).
@@ -236,9 +233,7 @@ class StatefulFunction:
         read or changed, so this composes with every JAX transform.
         """
         lifted = self.trace(*args, **kwargs)
-        dyn_args, dyn_kwargs, _ = self._split(args, kwargs)
-        arg_leaves = jax.tree.leaves((dyn_args, dyn_kwargs))
-        return lifted.run_flat(arg_leaves, list(state_values))
+        return lifted.run_flat(self.arg_leaves(*args, **kwargs), list(state_values))
 
     def jaxpr(self, *args: Any, **kwargs: Any) -> jax.extend.core.ClosedJaxpr:
         """Return the closed jaxpr for this signature."""
@@ -326,15 +321,6 @@ class StatefulLowered:
         return getattr(self._lowered, name)
 
 
-def _chunks(flat: tuple[Any, ...], trees: Sequence[Any]) -> list[tuple[Any, ...]]:
-    out, pos = [], 0
-    for tree in trees:
-        n = tree.num_leaves
-        out.append(flat[pos : pos + n])
-        pos += n
-    return out
-
-
 def _runner(
     sf: StatefulFunction,
     plan: StatePlan,
@@ -350,24 +336,14 @@ def _runner(
     with sf._lock:
         key = sf._key(args, kwargs)
         lifted = sf._lifted.get(key)
-        fits = lifted is not None and lifted.plan is plan
-        if fits:
-            # A state whose structure changed outside (same leaves, other keys) retraces too.
-            fits = tuple(jax.tree.structure(v) for v in values) == lifted.state_trees  # type: ignore[union-attr]
-        if fits:
-            state_key = tuple(
-                aval_key(a)
-                for a in (jax.typeof(x) for x in jax.tree.leaves(values))
-            )
-            fits = state_key == lifted.state_avals  # type: ignore[union-attr]
+        # A state whose structure or type changed outside needs a new trace too.
+        fits = lifted is not None and lifted.plan is plan and lifted.fits(values)
         if not fits:
             # JAX saw a new signature: trace again with the states' current values.
             lifted = sf.trace(*args, **kwargs)
             if lifted.plan is not plan:
                 raise Stale
-    dyn_args, dyn_kwargs, _ = sf._split(args, kwargs)
-    arg_leaves = jax.tree.leaves((dyn_args, dyn_kwargs))
-    out, written = lifted.run_flat(arg_leaves, values)  # type: ignore[union-attr]
+    out, written = lifted.run_flat(sf.arg_leaves(*args, **kwargs), values)  # type: ignore[union-attr]
     return (out, *written)
 
 
