@@ -10,9 +10,11 @@ import jax
 import jax.numpy as jnp
 
 from .compose import StateIO, cached_driver, lifted_for
+from .eager import Rollback, jit_disabled
+from .progress import ProgressBar, as_progress_bar, progress_key
 from .stateful import StatefulFunction
 
-__all__ = ["scan", "scan_states", "scan_length"]
+__all__ = ["run_eager_scan", "scan", "scan_length", "scan_states", "scan_tick"]
 
 _API = "statejax.scan"
 
@@ -72,13 +74,14 @@ def scan_states(
     length: int | None,
     reverse: bool,
     unroll: int | bool,
-    tick: Callable[[Any, int], None] | None = None,
+    tick: Callable[..., None] | None = None,
 ) -> tuple[Any, Any]:
     """Run ``jax.lax.scan`` over a lifted ``f(carry, x) -> (carry, y)``, carrying its states.
 
     Called inside a driver: reads the states (recorded), writes the written
-    ones back (recorded). ``tick(i, n)``, if given, is called inside the loop
-    body with the iteration counter (a traced int32) and the static length.
+    ones back (recorded). ``tick(i, n, carry, new_state_values, y)``, if
+    given, is called inside the loop body after each step, with the iteration
+    counter (a traced int32) and the static length.
     """
     n = scan_length(api, xs, length)
     lifted = sf.trace(init, jax.tree.map(_slice_aval, xs))
@@ -94,9 +97,9 @@ def scan_states(
 
     def body(carry: tuple[Any, ...], x: Any) -> tuple[tuple[Any, ...], Any]:
         i, c, carried = carry
-        if tick is not None:
-            tick(i, n)
         (c, y), new = run(io.merge(values, carried), c, x)
+        if tick is not None:
+            tick(i, n, c, new, y)
         return (None if i is None else i + 1, c, new), y
 
     counter = None if tick is None else jnp.zeros((), jnp.int32)
@@ -112,13 +115,62 @@ def scan_states(
     return carry, ys
 
 
+def scan_tick(bar: ProgressBar | None) -> Callable[..., None] | None:
+    """Return the ``tick`` of :func:`scan_states` drawing ``bar`` (``carry``: the scan's carry)."""
+    if bar is None:
+        return None
+
+    def tick(i: Any, n: int, c: Any, new: Any, y: Any) -> None:
+        bar.tick(i, n, c, y)
+
+    return tick
+
+
+def run_eager_scan(
+    api: str,
+    f: Callable[[Any, Any], Any],
+    init: Any,
+    xs: Any,
+    length: int | None,
+    reverse: bool,
+    tick: Callable[..., None] | None = None,
+) -> tuple[Any, Any]:
+    """Under ``jax.disable_jit()``: loop in Python as ``jax.lax.scan`` does, states written directly.
+
+    ``tick(i, n, carry, y)`` (if given) reports each step. All or nothing:
+    every state written is put back if an iteration raises.
+    """
+    n = scan_length(api, xs, length)
+    if n == 0:
+        raise ValueError(
+            f"{api}: a zero-length loop is not supported under jax.disable_jit() (the output "
+            "types are unknown without tracing), as in jax.lax.scan."
+        )
+    counter = [0]
+
+    def body(c: Any, x: Any) -> Any:
+        c, y = f(c, x)
+        if tick is not None:
+            tick(jnp.asarray(counter[0], jnp.int32), n, c, y)
+        counter[0] += 1
+        return c, y
+
+    with Rollback():
+        return jax.lax.scan(body, init, xs, length=n, reverse=reverse)
+
+
 def _scan_driver(
-    f: Callable[[Any, Any], Any], length: int | None, reverse: bool, unroll: int | bool
+    f: Callable[[Any, Any], Any],
+    length: int | None,
+    reverse: bool,
+    unroll: int | bool,
+    bar: ProgressBar | None,
 ) -> StatefulFunction:
     sf = lifted_for(f, _API)
+    tick = scan_tick(bar)
 
     def driver(init: Any, xs: Any) -> Any:
-        return scan_states(_API, sf, init, xs, length, reverse, unroll)
+        return scan_states(_API, sf, init, xs, length, reverse, unroll, tick)
 
     return StatefulFunction(driver, api=_API)
 
@@ -130,6 +182,7 @@ def scan(
     length: int | None = None,
     reverse: bool = False,
     unroll: int | bool = 1,
+    pbar: ProgressBar | int | None = None,
 ) -> tuple[Any, Any]:
     """Stateful counterpart of ``jax.lax.scan``.
 
@@ -146,6 +199,12 @@ def scan(
         length: The number of iterations; required when ``xs`` is ``None``.
         reverse: Scan from the end of ``xs`` to the beginning.
         unroll: How many iterations to unroll per loop step (``True``: all).
+        pbar: A progress bar (as ``brainstate.transform.scan``): a
+            :class:`statejax.ProgressBar`, or an int (the update frequency).
+
+    Under ``jax.disable_jit()`` the loop runs in Python, calling ``f`` on
+    concrete values (as ``jax.lax.scan`` does), so ``print`` and ``float``
+    work in ``f``; a state written before an iteration raises is put back.
 
     Returns:
         ``(final_carry, stacked_ys)``, as ``jax.lax.scan``.
@@ -166,8 +225,13 @@ def scan(
     """
     if not callable(f):
         raise TypeError(f"{_API}: f must be callable, got {type(f).__name__} {f!r}.")
+    key = progress_key(_API, pbar)
+    if jit_disabled():
+        bar = as_progress_bar(_API, pbar)
+        tick = None if bar is None else bar.tick
+        return run_eager_scan(_API, f, init, xs, length, bool(reverse), tick)
     driver = cached_driver(
-        ("scan", f, length, bool(reverse), unroll),
-        lambda: _scan_driver(f, length, bool(reverse), unroll),
+        ("scan", f, length, bool(reverse), unroll, key),
+        lambda: _scan_driver(f, length, bool(reverse), unroll, as_progress_bar(_API, pbar)),
     )
     return driver(init, xs)
