@@ -17,6 +17,19 @@ Example:
 """
 
 from statejax import errors
+from statejax._src.checks import (
+    all_checks,
+    automatic_checks,
+    check,
+    check_error,
+    checkify,
+    div_checks,
+    float_checks,
+    index_checks,
+    jit_error_if,
+    nan_checks,
+    user_checks,
+)
 from statejax._src.cond import cond
 from statejax._src.eval_shape import eval_shape
 from statejax._src.for_loop import for_loop
@@ -28,12 +41,25 @@ from statejax._src.scan import scan
 from statejax._src.shard_map import shard_map
 from statejax._src.stateful import StatefulFunction, StatefulLowered, make_jaxpr
 from statejax._src.switch import switch
+from statejax._src.unvmap import unvmap
 from statejax._src.vmap import vmap
 from statejax._src.while_loop import while_loop
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "unvmap",
+    "user_checks",
+    "nan_checks",
+    "jit_error_if",
+    "index_checks",
+    "float_checks",
+    "div_checks",
+    "checkify",
+    "check_error",
+    "check",
+    "automatic_checks",
+    "all_checks",
     "JittedFunction",
     "Lifted",
     "ProgressBar",

@@ -8,6 +8,7 @@ from typing import Any
 import jax
 
 from .compose import StateIO, cached_driver, lifted_for
+from .eager import Rollback, concrete, jit_disabled
 from .stateful import StatefulFunction
 
 __all__ = ["cond"]
@@ -38,7 +39,9 @@ def cond(
     Both branches may read and write states; a state written by either branch
     holds the chosen branch's value afterwards (the other branch passes it
     through unchanged). Eager calls run one cached compiled function; the
-    branch bodies are traced once per signature.
+    branch bodies are traced once per signature. Under ``jax.disable_jit()``
+    with a concrete ``pred``, the chosen branch runs directly in Python (as
+    ``jax.lax.cond`` does).
 
     Args:
         pred: Scalar boolean (or integer) predicate.
@@ -63,5 +66,8 @@ def cond(
         >>> float(sj.cond(False, up, down, 5.0)), float(n.value)
         (-5.0, -3.0)
     """
+    if jit_disabled() and concrete(pred):  # as jax.lax.cond: run the chosen branch in Python
+        with Rollback():
+            return true_fun(*operands) if pred else false_fun(*operands)
     driver = cached_driver(("cond", true_fun, false_fun), lambda: _cond_driver(true_fun, false_fun))
     return driver(pred, *operands)

@@ -18,6 +18,8 @@ import jax
 from stategraph import State, StateTrace
 from stategraph.extend import write_raw
 
+from .jax_compat import is_concrete
+
 __all__ = ["Rollback", "concrete", "jit_disabled"]
 
 
@@ -28,7 +30,7 @@ def jit_disabled() -> bool:
 
 def concrete(value: Any) -> bool:
     """Return whether every leaf of ``value`` has a concrete (non-traced) value."""
-    return all(jax.core.is_concrete(x) for x in jax.tree.leaves(value))
+    return all(is_concrete(x) for x in jax.tree.leaves(value))
 
 
 class Rollback(StateTrace):

@@ -17,7 +17,9 @@ __all__ = [
     "BatchTrace",
     "BatchTracer",
     "current_trace",
+    "error_flag",
     "extend_axis_env_nd",
+    "is_concrete",
     "is_eager",
 ]
 
@@ -28,6 +30,7 @@ EVAL_TRACE = _core.eval_trace
 BatchTrace = _batching.BatchTrace
 BatchTracer = _batching.BatchTracer
 extend_axis_env_nd = _core.extend_axis_env_nd
+is_concrete = _core.is_concrete  # public jax.core.is_concrete is deprecated
 _EvalTrace = _core.EvalTrace
 _trace_ctx = _core.trace_ctx
 
@@ -40,3 +43,17 @@ def current_trace() -> Any:
 def is_eager() -> bool:
     """Return whether no JAX transform is tracing in this thread."""
     return type(_trace_ctx.trace) is _EvalTrace
+
+
+def error_flag(error: Any) -> Any:
+    """Return whether a ``jax.experimental.checkify.Error`` holds a failure (traceable bool).
+
+    checkify has no public traceable accessor: the per-error-kind predicates
+    live in the private ``_pred`` mapping.
+    """
+    import jax.numpy as jnp
+
+    preds = [jnp.asarray(p) for p in error._pred.values()]
+    if not preds:
+        return jnp.zeros((), bool)
+    return jnp.any(jnp.stack([jnp.any(p) for p in preds]))

@@ -8,6 +8,7 @@ from typing import Any
 import jax
 
 from .compose import StateIO, cached_driver, lifted_for
+from .eager import Rollback, concrete, jit_disabled
 from .stateful import StatefulFunction
 
 __all__ = ["switch"]
@@ -37,7 +38,8 @@ def switch(index: Any, branches: Sequence[Callable[..., Any]], *operands: Any) -
     and write states; a state written by any branch holds the chosen branch's
     value afterwards (the others pass it through unchanged). Eager calls run
     one cached compiled function; the branch bodies are traced once per
-    signature.
+    signature. Under ``jax.disable_jit()`` with a concrete ``index``, the
+    chosen branch runs directly in Python.
 
     Args:
         index: Scalar integer selecting the branch.
@@ -79,5 +81,9 @@ def switch(index: Any, branches: Sequence[Callable[..., Any]], *operands: Any) -
             raise TypeError(
                 f"{_API}: branches[{i}] must be callable, got {type(b).__name__} {b!r}."
             )
+    if jit_disabled() and concrete(index):  # run the chosen branch in Python
+        i = min(max(int(index), 0), len(branches) - 1)
+        with Rollback():
+            return branches[i](*operands)
     driver = cached_driver(("switch", branches), lambda: _switch_driver(branches))
     return driver(index, *operands)

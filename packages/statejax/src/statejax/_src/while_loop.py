@@ -6,11 +6,13 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 from .compose import StateIO, cached_driver, lifted_for
+from .eager import Rollback, jit_disabled
 from .stateful import StatefulFunction
 
-__all__ = ["while_loop"]
+__all__ = ["run_eager_while", "while_loop"]
 
 _API = "statejax.while_loop"
 
@@ -51,6 +53,17 @@ def _while_driver(
     return StatefulFunction(driver, api=_API)
 
 
+def run_eager_while(
+    cond_fun: Callable[[Any], Any], body_fun: Callable[[Any], Any], init_val: Any
+) -> Any:
+    """Under ``jax.disable_jit()``: loop in Python (as ``jax.lax.while_loop``), all or nothing."""
+    with Rollback():
+        val = jax.tree.map(jnp.asarray, init_val)
+        while cond_fun(val):
+            val = jax.tree.map(jnp.asarray, body_fun(val))
+        return val
+
+
 def while_loop(
     cond_fun: Callable[[Any], Any], body_fun: Callable[[Any], Any], init_val: Any
 ) -> Any:
@@ -61,7 +74,8 @@ def while_loop(
     only reads are loop invariants. ``cond_fun`` may read states (it sees the
     carried values of the current iteration) but must not write any. Eager
     calls run one cached compiled function; the bodies are traced once per
-    signature.
+    signature. Under ``jax.disable_jit()`` the loop runs in Python on
+    concrete values (as ``jax.lax.while_loop`` does).
 
     Args:
         cond_fun: ``val -> bool scalar``; the loop runs while it is true.
@@ -86,6 +100,11 @@ def while_loop(
     for name, fun in (("cond_fun", cond_fun), ("body_fun", body_fun)):
         if not callable(fun):
             raise TypeError(f"{_API}: {name} must be callable, got {type(fun).__name__} {fun!r}.")
+    if jit_disabled():
+        try:
+            return run_eager_while(cond_fun, body_fun, init_val)
+        except jax.errors.ConcretizationTypeError:
+            pass  # as jax.lax.while_loop: a traced condition falls back to the loop primitive
     driver = cached_driver(
         ("while_loop", cond_fun, body_fun), lambda: _while_driver(cond_fun, body_fun)
     )
