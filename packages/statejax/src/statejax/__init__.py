@@ -31,9 +31,11 @@ from statejax._src.checks import (
     user_checks,
 )
 from statejax._src.cond import cond
+from statejax._src.debug import breakpoint_if, debug_nan, debug_nan_if
 from statejax._src.eval_shape import eval_shape
 from statejax._src.for_loop import for_loop
 from statejax._src.jit import JittedFunction, jit
+from statejax._src.naming import named_call, named_scope
 from statejax._src.plan import Lifted, StatePlan
 from statejax._src.progress import ProgressBar
 from statejax._src.remat import checkpoint, remat
@@ -48,6 +50,11 @@ from statejax._src.while_loop import while_loop
 __version__ = "0.1.0"
 
 __all__ = [
+    "named_scope",
+    "named_call",
+    "debug_nan_if",
+    "debug_nan",
+    "breakpoint_if",
     "unvmap",
     "user_checks",
     "nan_checks",
