@@ -30,10 +30,13 @@ from statejax._src.checks import (
     nan_checks,
     user_checks,
 )
+from statejax._src.bounded import bounded_while_loop
+from statejax._src.checkpointed import checkpointed_for_loop, checkpointed_scan
 from statejax._src.cond import cond
 from statejax._src.debug import breakpoint_if, debug_nan, debug_nan_if
 from statejax._src.eval_shape import eval_shape
 from statejax._src.for_loop import for_loop
+from statejax._src.ifelse import ifelse
 from statejax._src.jit import JittedFunction, jit
 from statejax._src.naming import named_call, named_scope
 from statejax._src.plan import Lifted, StatePlan
@@ -50,6 +53,10 @@ from statejax._src.while_loop import while_loop
 __version__ = "0.1.0"
 
 __all__ = [
+    "bounded_while_loop",
+    "checkpointed_scan",
+    "checkpointed_for_loop",
+    "ifelse",
     "named_scope",
     "named_call",
     "debug_nan_if",

@@ -62,7 +62,14 @@ def _raise_now(error: Callable[..., Any], args: Any, kwargs: Any) -> None:
     )
 
 
-def jit_error_if(pred: Any, error: Callable[..., Any] | str, *err_args: Any, **err_kwargs: Any) -> None:
+def _raise_if(error: Callable[..., Any], pred: Any, args: Any, kwargs: Any) -> None:
+    if bool(pred):
+        _raise_now(error, args, kwargs)
+
+
+def jit_error_if(
+    pred: Any, error: Callable[..., Any] | str, *err_args: Any, **err_kwargs: Any
+) -> None:
     """Raise an error when ``pred`` holds, from inside compiled (and batched) code.
 
     As ``brainstate.transform.jit_error_if``. With a concrete ``pred``
@@ -71,8 +78,7 @@ def jit_error_if(pred: Any, error: Callable[..., Any] | str, *err_args: Any, **e
     it when the compiled code runs; the call then fails with a
     ``jax.errors.JaxRuntimeError`` carrying the message, and, as for every
     failing stateful call, no state is written. Inside ``vmap`` the error is
-    raised when ``pred`` holds in any lane (see :func:`statejax.unvmap`), and
-    the callback sees the arguments of all lanes.
+    raised when ``pred`` holds in any lane, with that lane's arguments.
 
     Args:
         pred: Boolean scalar (or array: any true element raises).
@@ -107,17 +113,18 @@ def jit_error_if(pred: Any, error: Callable[..., Any] | str, *err_args: Any, **e
         if bool(jnp.any(jnp.asarray(pred))):
             _raise_now(error, err_args, err_kwargs)
         return
-    flag = unvmap(jnp.any(jnp.asarray(pred)), op="any")
-    args = jax.tree.map(lambda a: unvmap(a, op="none"), err_args)
-    kwargs = jax.tree.map(lambda a: unvmap(a, op="none"), err_kwargs)
+    lane_pred = jnp.any(jnp.asarray(pred))
+    flag = unvmap(lane_pred, op="any")
 
-    def fire(args: Any, kwargs: Any) -> None:
-        jax.debug.callback(functools.partial(_raise_now, error), args, kwargs, ordered=True)
+    def fire(lane_pred: Any, args: Any, kwargs: Any) -> None:
+        # Unordered: under vmap the callback runs per lane, and raises in the
+        # lanes where ``pred`` holds (with that lane's arguments).
+        jax.debug.callback(functools.partial(_raise_if, error), lane_pred, args, kwargs)
 
-    def skip(args: Any, kwargs: Any) -> None:
+    def skip(lane_pred: Any, args: Any, kwargs: Any) -> None:
         return None
 
-    jax.lax.cond(flag, fire, skip, args, kwargs)
+    jax.lax.cond(flag, fire, skip, lane_pred, err_args, err_kwargs)
 
 
 def check(pred: Any, msg: str, *fmt_args: Any, debug: bool = False, **fmt_kwargs: Any) -> None:
