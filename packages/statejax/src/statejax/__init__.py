@@ -17,6 +17,8 @@ Example:
 """
 
 from statejax import errors
+from statejax._src.bounded import bounded_while_loop
+from statejax._src.checkpointed import checkpointed_for_loop, checkpointed_scan
 from statejax._src.checks import (
     all_checks,
     automatic_checks,
@@ -30,15 +32,15 @@ from statejax._src.checks import (
     nan_checks,
     user_checks,
 )
-from statejax._src.bounded import bounded_while_loop
-from statejax._src.checkpointed import checkpointed_for_loop, checkpointed_scan
 from statejax._src.cond import cond
 from statejax._src.debug import breakpoint_if, debug_nan, debug_nan_if
 from statejax._src.eval_shape import eval_shape
 from statejax._src.for_loop import for_loop
 from statejax._src.ifelse import ifelse
 from statejax._src.jit import JittedFunction, jit
+from statejax._src.map import map
 from statejax._src.naming import named_call, named_scope
+from statejax._src.new_states import vmap_new_states
 from statejax._src.plan import Lifted, StatePlan
 from statejax._src.progress import ProgressBar
 from statejax._src.remat import checkpoint, remat
@@ -53,27 +55,6 @@ from statejax._src.while_loop import while_loop
 __version__ = "0.1.0"
 
 __all__ = [
-    "bounded_while_loop",
-    "checkpointed_scan",
-    "checkpointed_for_loop",
-    "ifelse",
-    "named_scope",
-    "named_call",
-    "debug_nan_if",
-    "debug_nan",
-    "breakpoint_if",
-    "unvmap",
-    "user_checks",
-    "nan_checks",
-    "jit_error_if",
-    "index_checks",
-    "float_checks",
-    "div_checks",
-    "checkify",
-    "check_error",
-    "check",
-    "automatic_checks",
-    "all_checks",
     "JittedFunction",
     "Lifted",
     "ProgressBar",
@@ -81,17 +62,40 @@ __all__ = [
     "StatefulFunction",
     "StatefulLowered",
     "__version__",
+    "all_checks",
+    "automatic_checks",
+    "bounded_while_loop",
+    "breakpoint_if",
+    "check",
+    "check_error",
+    "checkify",
     "checkpoint",
+    "checkpointed_for_loop",
+    "checkpointed_scan",
     "cond",
+    "debug_nan",
+    "debug_nan_if",
+    "div_checks",
     "errors",
     "eval_shape",
+    "float_checks",
     "for_loop",
+    "ifelse",
+    "index_checks",
     "jit",
+    "jit_error_if",
     "make_jaxpr",
+    "map",
+    "named_call",
+    "named_scope",
+    "nan_checks",
     "remat",
     "scan",
     "shard_map",
     "switch",
+    "unvmap",
+    "user_checks",
     "vmap",
+    "vmap_new_states",
     "while_loop",
 ]

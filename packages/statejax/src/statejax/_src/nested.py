@@ -20,7 +20,9 @@ def check_base(api: str, base: Any) -> int:
     try:
         base = operator.index(base)
     except TypeError:
-        raise TypeError(f"{api}: base must be an int >= 2, got {type(base).__name__} {base!r}.") from None
+        raise TypeError(
+            f"{api}: base must be an int >= 2, got {type(base).__name__} {base!r}."
+        ) from None
     if base < 2:
         raise ValueError(f"{api}: base must be an int >= 2, got {base}.")
     return base

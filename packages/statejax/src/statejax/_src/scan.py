@@ -135,7 +135,7 @@ def run_eager_scan(
     reverse: bool,
     tick: Callable[..., None] | None = None,
 ) -> tuple[Any, Any]:
-    """Under ``jax.disable_jit()``: loop in Python as ``jax.lax.scan`` does, states written directly.
+    """Under ``jax.disable_jit()``: loop in Python (as ``jax.lax.scan``), writing states directly.
 
     ``tick(i, n, carry, y)`` (if given) reports each step. All or nothing:
     every state written is put back if an iteration raises.
