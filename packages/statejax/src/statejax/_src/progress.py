@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import inspect
 import operator
 import threading
 from collections.abc import Callable
@@ -80,18 +79,20 @@ def _check_desc(desc: Any) -> Any:
 
 
 def _check_tqdm_kwargs(tqdm: Any, kwargs: dict[str, Any]) -> None:
+    """Build (and close at once) a bar writing nowhere, so tqdm rejects bad arguments now."""
+    import io
+
+    probe = dict(kwargs)
+    probe["file"] = io.StringIO()
+    probe.pop("disable", None)
     try:
-        params = inspect.signature(tqdm.__init__).parameters
-    except (TypeError, ValueError):  # pragma: no cover - no signature: accept
-        return
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    unknown = sorted(k for k in kwargs if k not in params or k in ("self", "iterable"))
-    if unknown:
+        tqdm(total=1, **probe).close()
+    except (TypeError, ValueError, KeyError) as err:
         raise TypeError(
-            f"{_API}: unknown tqdm argument(s) {unknown}; extra keyword arguments are passed "
-            "to tqdm (file, leave, ncols, disable, mininterval, ...)."
-        )
+            f"{_API}: tqdm rejects the extra keyword arguments {sorted(kwargs)} ({err}). "
+            "Extra keyword arguments are passed to tqdm (file, leave, ncols, disable, "
+            "mininterval, ...)."
+        ) from None
 
 
 class ProgressBar:
