@@ -122,6 +122,7 @@ def test_pbar_and_disable_jit(capsys):
     np.testing.assert_allclose(ys, jnp.ones(9))
     seen = []
     with jax.disable_jit():
-        c, _ = sj.checkpointed_scan(lambda c, x: (seen.append(float(x)) or c + x, None), 0.0,
-                                    jnp.arange(3.0))
+        c, _ = sj.checkpointed_scan(
+            lambda c, x: (seen.append(float(x)) or c + x, None), 0.0, jnp.arange(3.0)
+        )
     assert seen == [0.0, 1.0, 2.0] and float(c) == 3.0

@@ -65,7 +65,9 @@ def test_checkify_matches_jax_checkify_and_writes_only_on_success():
     err, out = checked(jnp.asarray(3.0))
     assert err.get() is None and float(out) == 6.0 and float(total.value) == 3.0
     err, out = checked(jnp.asarray(-1.0))
-    ref_err, _ = cfy.checkify(lambda x: (cfy.check(x >= 0, "negative {x}", x=x), x)[1])(jnp.asarray(-1.0))
+    ref_err, _ = cfy.checkify(lambda x: (cfy.check(x >= 0, "negative {x}", x=x), x)[1])(
+        jnp.asarray(-1.0)
+    )
     assert err.get() == ref_err.get()
     assert float(total.value) == 3.0  # all or nothing
     with pytest.raises(cfy.JaxRuntimeError, match="negative"):

@@ -94,7 +94,9 @@ def test_traced_predicate_falls_back_to_the_compiled_transform():
     with jax.disable_jit():
         # Under vmap the predicate is traced: JAX falls back to the primitive, and so do we.
         out = sj.vmap(lambda x: sj.while_loop(lambda v: v < 3, body, x))(jnp.arange(3.0))
-        out2 = sj.vmap(lambda x: sj.cond(x > 1, lambda: x, lambda: -x), in_states=s)(jnp.arange(3.0))
+        out2 = sj.vmap(lambda x: sj.cond(x > 1, lambda: x, lambda: -x), in_states=s)(
+            jnp.arange(3.0)
+        )
     np.testing.assert_allclose(out, [3.0, 3.0, 3.0])
     np.testing.assert_allclose(out2, [0.0, -1.0, 2.0])
 

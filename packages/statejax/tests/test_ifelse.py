@@ -31,7 +31,9 @@ def _make():
         return jnp.asarray(0.0)
 
     def grade(a):
-        return sj.ifelse([a > 5, (a > 0) & (a <= 5), a <= 0], [big, lambda a: jnp.asarray(1.0), small], a)
+        return sj.ifelse(
+            [a > 5, (a > 0) & (a <= 5), a <= 0], [big, lambda a: jnp.asarray(1.0), small], a
+        )
 
     return count, grade
 

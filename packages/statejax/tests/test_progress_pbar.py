@@ -92,7 +92,9 @@ def test_count_sets_the_number_of_updates():
 
 def test_scan_pbar_with_desc_function_inside_jit():
     acc = sg.ShortTermState(jnp.zeros(()), name="acc")
-    bar, out = _bar(freq=1, desc=("step {i} carry {c:.1f}", lambda d: {"i": d["i"], "c": d["carry"]}))
+    bar, out = _bar(
+        freq=1, desc=("step {i} carry {c:.1f}", lambda d: {"i": d["i"], "c": d["carry"]})
+    )
 
     def step(c, x):
         acc.value = acc.value + x

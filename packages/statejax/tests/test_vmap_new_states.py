@@ -57,8 +57,9 @@ def test_mapped_argument_and_per_lane_values_and_fresh_states_each_call():
 
 def test_state_tag_and_state_to_exclude():
     cell = Cell(2)
-    sj.vmap_new_states(cell.init_state, axis_size=3, state_tag="init",
-                       state_to_exclude=lambda name, s: name == "c")()
+    sj.vmap_new_states(
+        cell.init_state, axis_size=3, state_tag="init", state_to_exclude=lambda name, s: name == "c"
+    )()
     assert cell.h.value.shape == (3, 2) and cell.c.value.shape == ()
     assert set(sg.states(cell, "init")) == {"h", "c"}
 

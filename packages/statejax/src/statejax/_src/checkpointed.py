@@ -25,14 +25,10 @@ def _slice_aval(leaf: Any) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(aval.shape[1:], aval.dtype, weak_type=aval.weak_type)
 
 
-def _pad(xs: Any, n: int, total: int) -> Any:
-    if total == n:
-        return xs
-
-    def pad(x: Any) -> Any:
-        return jnp.concatenate([x, jnp.zeros((total - n, *x.shape[1:]), x.dtype)])
-
-    return jax.tree.map(pad, xs)
+def _take(xs: Any, i: Any, n: int) -> Any:
+    """Slice ``i`` of every leaf of ``xs`` (clamped: the padding steps read the last one)."""
+    k = jnp.minimum(i, n - 1)
+    return jax.tree.map(lambda x: jax.lax.dynamic_index_in_dim(x, k, keepdims=False), xs)
 
 
 def checkpointed_states(
@@ -48,7 +44,9 @@ def checkpointed_states(
 
     Called inside a driver, like :func:`~statejax._src.scan.scan_states`;
     the steps past ``length`` (the nested loops cover a little more) are
-    skipped with ``jax.lax.cond`` and their outputs dropped.
+    skipped with ``jax.lax.cond`` and their outputs dropped. The body reads
+    its slice of ``xs`` by index, so ``xs`` is neither copied nor saved per
+    step for the backward pass.
     """
     n = scan_length(api, xs, length)
     lifted = sf.trace(init, jax.tree.map(_slice_aval, xs))
@@ -72,8 +70,10 @@ def checkpointed_states(
             tick(i, n, c, new, y)
         return (c, new), y
 
-    def step(carry: tuple[Any, ...], x: Any) -> tuple[tuple[Any, ...], Any]:
+    def step(carry: tuple[Any, ...], _: Any) -> tuple[tuple[Any, ...], Any]:
+        # ``xs`` is read by index (not scanned over), so no padded copy of it is made.
         i, c, carried = carry
+        x = _take(xs, i, n)
         if total == n:
             (c, carried), y = real(i, c, carried, x)
         else:
@@ -86,7 +86,7 @@ def checkpointed_states(
         return (i + 1, c, carried), y
 
     start = (jnp.zeros((), jnp.int32), init, io.out_values(values))
-    (_, carry, carried), ys = nested_scan(step, start, _pad(xs, n, total), sizes)
+    (_, carry, carried), ys = nested_scan(step, start, None, sizes)
     if total != n:
         ys = jax.tree.map(lambda y: y[:n], ys)
     io.write(carried)
