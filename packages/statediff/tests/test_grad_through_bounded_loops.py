@@ -8,8 +8,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import stategraph as sg
 import statediff as sd
+import stategraph as sg
 import statejax as sj
 
 
@@ -143,3 +143,26 @@ def test_checkpointed_grad_memory_is_smaller_than_plain_scan():
     ck = temp(make(sj.checkpointed_scan))
     if plain is not None and ck is not None:
         assert ck * 4 < plain
+
+
+def test_grad_through_ifelse_map_and_checkify_nests():
+    w = sg.ParamState(jnp.asarray(2.0), name="w")
+
+    def loss(x):
+        y = sj.ifelse([x > 0, x <= 0], [lambda: w.value * x**2, lambda: -w.value * x])
+        z = sj.map(lambda t: jnp.sin(w.value * t), jnp.linspace(0, 1, 7), batch_size=3).sum()
+        return y + z
+
+    def pure(wv, x):
+        y = jnp.where(x > 0, wv * x**2, -wv * x)
+        return y + jnp.sin(wv * jnp.linspace(0, 1, 7)).sum()
+
+    for x in (1.5, -0.5):
+        g, gx = sd.grad(loss, grad_states={"w": w}, argnums=0)(jnp.asarray(x))
+        rw, rx = jax.grad(pure, argnums=(0, 1))(2.0, x)
+        np.testing.assert_allclose(g["w"], rw, rtol=1e-5)
+        np.testing.assert_allclose(gx, rx, rtol=1e-5)
+    err, g = sj.checkify(sd.grad(lambda x: jnp.log(x) * w.value, argnums=0), errors=sj.nan_checks)(
+        jnp.asarray(2.0)
+    )
+    assert err.get() is None and float(g) == 1.0

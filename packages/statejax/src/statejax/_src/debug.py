@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -56,7 +57,9 @@ def _message(phase: str, err: Any, checked: list, labels: list[str]) -> str:
     where = f" [{phase}]" if phase else ""
     lines = [f"{_API}: NaN/Inf detected{where} in the outputs or written states of the function."]
     try:
-        report = err.get()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # inside checkify's formatting
+            report = err.get()
     except Exception:  # noqa: BLE001 - the report is best effort
         report = None
     if report:
