@@ -109,3 +109,19 @@ def test_zero_length_scan_is_an_error_as_in_jax():
 def test_outside_disable_jit_the_bodies_are_traced():
     with pytest.raises(jax.errors.ConcretizationTypeError):
         sj.scan(lambda c, x: (c + _concrete(x), None), 0.0, jnp.arange(2.0))
+
+
+def test_transforms_that_jax_traces_still_work_under_disable_jit():
+    s = sg.ShortTermState(jnp.zeros(()), name="s")
+
+    @sj.checkpoint
+    def layer(x):
+        s.value = s.value + 1
+        return jnp.sin(x)
+
+    with jax.disable_jit():
+        np.testing.assert_allclose(layer(1.0), np.sin(1.0), rtol=1e-6)
+        np.testing.assert_allclose(sj.vmap(jnp.sin)(jnp.arange(3.0)), np.sin(np.arange(3.0)))
+        assert sj.eval_shape(lambda x: x * 2, jnp.ones(2)).shape == (2,)
+        err, out = sj.checkify(lambda x: x + 1)(jnp.asarray(1.0))
+    assert float(s.value) == 1.0 and err.get() is None and float(out) == 2.0

@@ -134,3 +134,9 @@ def test_desc_function_must_return_a_dict():
 def test_repr_and_alias_attribute():
     bar = sj.ProgressBar(interval=4)
     assert bar.freq == 4 and bar.interval == 4 and "freq=4" in repr(bar)
+
+
+def test_desc_fields_missing_from_the_dict_fail_at_trace_time():
+    bar = sj.ProgressBar(desc=("{i} {loss}", lambda d: {"i": d["i"]}))
+    with pytest.raises(TypeError, match="loss"):
+        sj.for_loop(lambda x: x, jnp.zeros(3), pbar=bar)

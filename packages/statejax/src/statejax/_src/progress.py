@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import string
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -197,6 +198,17 @@ class ProgressBar:
                 raise TypeError(
                     f"{_API}: the desc function must return a dict (of values filling "
                     f"{self.desc[0]!r}), but it returned {type(data).__name__}."
+                )
+            fields = {
+                f.split(".")[0].split("[")[0]
+                for _, f, _, _ in string.Formatter().parse(self.desc[0])
+                if f
+            }
+            missing = sorted(fields - set(data))
+            if missing:
+                raise TypeError(
+                    f"{_API}: the desc format {self.desc[0]!r} uses {missing}, which the desc "
+                    f"function's dict does not have (its keys: {sorted(data)})."
                 )
         update = functools.partial(self._update, n=n)
 
