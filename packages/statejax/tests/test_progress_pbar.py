@@ -134,6 +134,7 @@ def test_desc_function_must_return_a_dict():
 def test_repr_and_alias_attribute():
     bar = sj.ProgressBar(interval=4)
     assert bar.freq == 4 and bar.interval == 4 and "freq=4" in repr(bar)
+    assert bar.print_freq == 4 and sj.ProgressBar(count=3).print_count == 3
 
 
 def test_desc_fields_missing_from_the_dict_fail_at_trace_time():

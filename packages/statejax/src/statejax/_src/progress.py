@@ -177,6 +177,16 @@ class ProgressBar:
         """Alias of ``freq``."""
         return self.freq
 
+    @property
+    def print_freq(self) -> int | None:
+        """``freq``, under brainstate's attribute name."""
+        return self.freq
+
+    @property
+    def print_count(self) -> int | None:
+        """``count``, under brainstate's attribute name."""
+        return self.count
+
     def __repr__(self) -> str:
         return f"ProgressBar(freq={self.freq!r}, count={self.count!r}, desc={self.desc!r})"
 
