@@ -17,20 +17,24 @@ __all__ = ["ifelse"]
 _API = "statejax.ifelse"
 
 
-def _conditions(conditions: Any, n: int) -> Any:
-    """Return the conditions as one bool vector of length ``n``, validating them."""
+def _conditions(conditions: Any, n: int, xp: Any = jnp) -> Any:
+    """Return the conditions as one bool vector of length ``n``, validating them.
+
+    ``xp`` is ``numpy`` for concrete conditions (decided on the host, no
+    device work) and ``jax.numpy`` for traced ones.
+    """
     if isinstance(conditions, (list, tuple)):
-        items = [jnp.asarray(c) for c in conditions]
+        items = [xp.asarray(c) for c in conditions]
         for i, c in enumerate(items):
             if c.ndim != 0:
                 raise ValueError(
                     f"{_API}: every condition must be a scalar, but conditions[{i}] has shape "
                     f"{tuple(c.shape)}. Fix: reduce it (e.g. with .all() or .any())."
                 )
-        cond = jnp.stack(items) if items else jnp.zeros((0,), bool)
+        cond = xp.stack(items) if items else xp.zeros((0,), bool)
     else:
         try:
-            cond = jnp.asarray(conditions)
+            cond = xp.asarray(conditions)
         except TypeError:
             raise TypeError(
                 f"{_API}: conditions must be a sequence of boolean scalars or a 1-D boolean "
@@ -46,7 +50,7 @@ def _conditions(conditions: Any, n: int) -> Any:
             f"{_API}: the number of conditions ({cond.shape[0]}) must equal the number of "
             f"branches ({n})."
         )
-    if not (jnp.issubdtype(cond.dtype, jnp.bool_) or jnp.issubdtype(cond.dtype, jnp.integer)):
+    if not (np.issubdtype(cond.dtype, np.bool_) or np.issubdtype(cond.dtype, np.integer)):
         raise TypeError(
             f"{_API}: conditions must be booleans, got dtype {cond.dtype}. Fix: compare, e.g. "
             "x > 0."
@@ -125,14 +129,15 @@ def ifelse(
     for i, b in enumerate(branches):
         if not callable(b):
             raise TypeError(f"{_API}: branches[{i}] must be callable, got {type(b).__name__}.")
+    if concrete(conditions):  # decide on the host: one compiled switch call, no device work
+        flags = _conditions(conditions, len(branches), np).tolist()
+        if check_cond and sum(flags) != 1:
+            _not_exactly_one(flags)
+        index = flags.index(True) if any(flags) else len(branches) - 1
+        return switch(index, branches, *operands)
     cond = _conditions(conditions, len(branches))
     if check_cond:
-        bad = jnp.sum(cond.astype(jnp.int32)) != 1
-        if concrete(cond):
-            if bool(bad):
-                _not_exactly_one(cond)
-        else:
-            jit_error_if(bad, _not_exactly_one, cond)
+        jit_error_if(jnp.sum(cond.astype(jnp.int32)) != 1, _not_exactly_one, cond)
     # The first true condition, or the last branch when none holds.
     index = jnp.where(jnp.any(cond), jnp.argmax(cond), len(branches) - 1)
     return switch(index, branches, *operands)
