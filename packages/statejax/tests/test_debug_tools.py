@@ -77,6 +77,8 @@ def test_debug_nan_if_and_bad_inputs():
         sj.debug_nan(jnp.log, 1.0, phase=3)
 
 
+# jax.debug.breakpoint's own tracing flattens a generator (a JAX-internal deprecation warning).
+@pytest.mark.filterwarnings("ignore:Python iterable type:DeprecationWarning")
 def test_breakpoint_if(monkeypatch):
     hits = []
     monkeypatch.setattr(jax.debug, "breakpoint", lambda **kw: hits.append(kw))
