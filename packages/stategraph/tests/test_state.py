@@ -49,7 +49,7 @@ def test_value_name_and_metadata(cls):
     s = cls(x, name="s", tag="init", unit="mV")
     assert s.value is x
     assert s.name == "s"
-    assert s.metadata == {"tag": "init", "unit": "mV"}
+    assert s.metadata == {"tag": {"init"}, "unit": "mV"}
     assert s.tag == {"init"}
     assert isinstance(s, sg.State)
 

@@ -12,7 +12,6 @@ __all__ = [
     "HookError",
     "HookExecutionError",
     "HookRegistrationError",
-    "HookWarning",
     "StateError",
     "StateStructureError",
     "TraceContextError",
@@ -160,7 +159,3 @@ class HookCancellationError(HookError):
 
     Fix: write a value the hook accepts, or disable or remove the hook.
     """
-
-
-class HookWarning(UserWarning):
-    """Warned when a hook of a manager configured with ``on_error='log'`` raises."""

@@ -105,7 +105,7 @@ def state_label(state: State) -> str:
 
     The explicit ``name=`` comes first; a state without one is shown by the
     first path :func:`stategraph.states` (or a ``grad_states`` dict) found it
-    under; otherwise ``unnamed ParamState``.
+    under; otherwise ``ParamState <unnamed at 0x...>``.
 
     Example:
         >>> import jax.numpy as jnp, stategraph as sg

@@ -99,7 +99,7 @@ def name_from_path(state: State, path: str) -> None:
         >>> import stategraph as sg
         >>> from stategraph.extend import name_from_path
         >>> s = sg.State(1.0); name_from_path(s, "w"); s
-        State(path='w', value=1.0)
+        State(path='w', value=f32[])
     """
     if state._name is None and "_path" not in state.__dict__:
         state.__dict__["_path"] = path

@@ -21,7 +21,6 @@ from stategraph.errors import (
     HookCancellationError,
     HookError,
     HookRegistrationError,
-    HookWarning,
 )
 
 from . import context
@@ -37,6 +36,7 @@ __all__ = [
     "HookContext",
     "HookHandle",
     "HookManager",
+    "HookWarning",
     "InitHookContext",
     "MutableWriteHookContext",
     "ReadHookContext",
@@ -75,6 +75,16 @@ class _Count:
 HOOKS = _Count()
 
 
+class HookWarning(UserWarning):
+    """Warned when a hook of a manager configured with ``on_error='log'`` raises.
+
+    Example:
+        >>> import stategraph as sg
+        >>> issubclass(sg.HookWarning, UserWarning)
+        True
+    """
+
+
 # ----------------------------------------------------------------- contexts
 @dataclass(slots=True)
 class HookContext:
@@ -92,7 +102,7 @@ class HookContext:
         >>> s = sg.State(1.0, name="s")
         >>> seen = []
         >>> h = s.register_hook("read", lambda ctx: seen.append((ctx.operation, ctx.state_name)))
-        >>> _ = s.value; h.remove(); seen
+        >>> _ = s.value; _ = h.remove(); seen
         [('read', 's')]
     """
 

@@ -203,7 +203,7 @@ class StateMethods:
             >>> import stategraph as sg
             >>> a, b = sg.State(1.0, name="a"), sg.State(2.0, name="b")
             >>> a.copy_from(b); a
-            State(name='b', value=2.0)
+            State(name='b', value=f32[])
         """
         if type(self) is not type(other):
             raise ValueError(

@@ -143,9 +143,7 @@ class State(StateMethods, HookMethods, Generic[T]):
         return f"<unnamed at {id(self):#x}>"
 
     def _label_typed(self) -> str:
-        """``ParamState 'w'``, ``ParamState at 'layers.0.b'`` or ``unnamed ParamState``."""
-        if self._name is None and self.__dict__.get("_path") is None:
-            return f"unnamed {type(self).__name__}"
+        """``ParamState 'w'``, ``ParamState at 'layers.0.b'`` or ``ParamState <unnamed at 0x..>``."""
         return f"{type(self).__name__} {self._label()}"
 
     def __repr__(self) -> str:
