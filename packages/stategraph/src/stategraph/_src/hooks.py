@@ -462,7 +462,7 @@ class HookManager:
                 state = ref()
                 label = state._label_typed() if state is not None else "a state"
                 raise HookCancellationError(
-                    f"{hook.name}: the write_before hook {hook.name!r} of {label} cancelled the "
+                    f"The write_before hook {hook.name!r} of {label} cancelled the "
                     f"write ({ctx.cancel_reason or 'no reason given'}); the state keeps its "
                     "value. Fix: write a value the hook accepts, or disable the hook."
                 )

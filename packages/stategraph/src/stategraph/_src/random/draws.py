@@ -191,7 +191,10 @@ class Draws:
         """Integers in [low, high) shaped like ``input``."""
         if high is None:
             low, high = 0, low if low else jnp.max(jnp.asarray(input))
-        return self.randint(low, high, np.shape(input), dtype or getattr(input, "dtype", None), key)
+        like = getattr(input, "dtype", None)
+        if dtype is None and like is not None and jnp.issubdtype(like, jnp.integer):
+            dtype = like
+        return self.randint(low, high, np.shape(input), dtype, key)
 
     # ------------------------------------------------------------ selections
     def choice(

@@ -17,6 +17,7 @@ __all__ = ["RandomState"]
 
 # The read-split-write of a key is one step, also when threads share a state.
 _KEY_LOCK = threading.RLock()
+_STATE_SET = State.value.fset  # type: ignore[attr-defined]
 
 
 class RandomState(Draws, State):
@@ -64,6 +65,12 @@ class RandomState(Draws, State):
                 f"got {describe(value)}. Fix: use rng.seed(seed_or_key) or "
                 "rng.value = jax.random.key(seed)."
             )
+
+    def _set_checked(self, new: Any) -> None:
+        self._check_value(new)  # also on the fast path: a key state holds keys only
+        _STATE_SET(self, new)
+
+    value = property(State.value.fget, _set_checked, doc=State.value.__doc__)  # type: ignore[attr-defined]
 
     # ----------------------------------------------------------------- keys
     def seed(self, seed_or_key: Any = None) -> None:
@@ -168,7 +175,7 @@ class RandomState(Draws, State):
             keys = jax.random.split(self.value, n)
             if backup:
                 self.backup_key()
-            State.value.fset(self, keys)  # type: ignore[attr-defined]
+            _STATE_SET(self, keys)
 
     def clone(self) -> RandomState:
         """Return a new random state seeded with a key split from this one."""
