@@ -34,7 +34,9 @@ def test_priority_order_and_registration_order():
     s = sg.State(0.0)
     order = []
     for name, prio in [("low", -1), ("a", 5), ("mid", 0), ("b", 5)]:
-        s.register_hook("write_after", lambda ctx, n=name: order.append(n), priority=prio, name=name)
+        s.register_hook(
+            "write_after", lambda ctx, n=name: order.append(n), priority=prio, name=name
+        )
     s.value = 1.0
     assert order == ["a", "b", "mid", "low"]
     assert [h.name for h in s.list_hooks("write_after")] == ["a", "b", "mid", "low"]
@@ -55,7 +57,8 @@ def test_global_hooks_run_before_the_state_hooks():
 def test_write_before_transforms_in_a_chain():
     s = sg.State(jnp.zeros(3))
     s.register_hook(
-        "write_before", lambda ctx: setattr(ctx, "transformed_value", ctx.transformed_value * 10),
+        "write_before",
+        lambda ctx: setattr(ctx, "transformed_value", ctx.transformed_value * 10),
         priority=1,
     )
     s.register_hook(
@@ -87,7 +90,9 @@ def test_cancel_refuses_the_write():
             ctx.cancel_reason = "values must be positive"
 
     s.register_hook("write_before", positive, name="positive")
-    with pytest.raises(sg.HookCancellationError, match="'positive' of State 'pos'.*values must be positive"):
+    with pytest.raises(
+        sg.HookCancellationError, match="'positive' of State 'pos'.*values must be positive"
+    ):
         s.value = jnp.array([1.0, -1.0])
     assert s.value.tolist() == [1.0, 1.0]
     s.value = jnp.array([2.0, 3.0])

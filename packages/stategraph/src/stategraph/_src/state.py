@@ -143,7 +143,7 @@ class State(StateMethods, HookMethods, Generic[T]):
         return f"<unnamed at {id(self):#x}>"
 
     def _label_typed(self) -> str:
-        """``ParamState 'w'``, ``ParamState at 'layers.0.b'`` or ``ParamState <unnamed at 0x..>``."""
+        """``ParamState 'w'``, ``ParamState at 'layers.0.b'`` or ``ParamState <unnamed ..>``."""
         return f"{type(self).__name__} {self._label()}"
 
     def __repr__(self) -> str:
