@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -94,6 +95,9 @@ def _on_default(name: str) -> Any:
     )
     draw.__module__ = __name__
     draw.__qualname__ = name
+    del draw.__wrapped__  # type: ignore[attr-defined]
+    sig = inspect.signature(method)
+    draw.__signature__ = sig.replace(parameters=list(sig.parameters.values())[1:])  # type: ignore[attr-defined]
     return draw
 
 
