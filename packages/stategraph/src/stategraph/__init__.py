@@ -21,19 +21,21 @@ from stategraph._src.catch import NewStates, catch_new_states
 from stategraph._src.dict_manager import StateDictManager
 from stategraph._src.graph import restore, snapshot, states
 from stategraph._src.group import HiddenGroupState, HiddenTreeState
-from stategraph._src.hooks import (
-    GlobalHookRegistry,
-    Hook,
-    HookConfig,
+from stategraph._src.hook_context import (
     HookContext,
-    HookHandle,
-    HookManager,
-    HookWarning,
     InitHookContext,
     MutableWriteHookContext,
     ReadHookContext,
     RestoreHookContext,
     WriteHookContext,
+)
+from stategraph._src.hooks import (
+    GlobalHookRegistry,
+    Hook,
+    HookConfig,
+    HookHandle,
+    HookManager,
+    HookWarning,
     clear_state_hooks,
     has_state_hooks,
     list_state_hooks,

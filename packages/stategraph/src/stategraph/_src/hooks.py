@@ -7,14 +7,12 @@ takes its slow path (where hooks run) only while some hook exists.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import threading
-import time
 import warnings
 import weakref
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from stategraph.errors import (
@@ -24,6 +22,14 @@ from stategraph.errors import (
 )
 
 from . import context
+from .hook_context import (
+    HookContext,
+    InitHookContext,
+    MutableWriteHookContext,
+    ReadHookContext,
+    RestoreHookContext,
+    WriteHookContext,
+)
 
 if TYPE_CHECKING:
     from .state import State
@@ -83,92 +89,6 @@ class HookWarning(UserWarning):
         >>> issubclass(sg.HookWarning, UserWarning)
         True
     """
-
-
-# ----------------------------------------------------------------- contexts
-@dataclass(slots=True)
-class HookContext:
-    """What a hook callback receives.
-
-    Attributes:
-        operation: ``'read'``, ``'write_before'``, ``'write_after'``,
-            ``'restore'`` or ``'init'``.
-        state_ref: A weak reference to the state.
-        timestamp: ``time.time()`` when the hook ran.
-        metadata: A free dict for the callback's own notes.
-
-    Example:
-        >>> import stategraph as sg
-        >>> s = sg.State(1.0, name="s")
-        >>> seen = []
-        >>> h = s.register_hook("read", lambda ctx: seen.append((ctx.operation, ctx.state_name)))
-        >>> _ = s.value; _ = h.remove(); seen
-        [('read', 's')]
-    """
-
-    operation: str
-    state_ref: Any
-    timestamp: float = field(default_factory=time.time)
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def state(self) -> State | None:
-        """The state, or ``None`` if it was garbage collected."""
-        return self.state_ref()
-
-    @property
-    def state_name(self) -> str | None:
-        """The state's name (``None`` if unnamed or collected)."""
-        s = self.state_ref()
-        return None if s is None else s.name
-
-
-@dataclass(slots=True)
-class ReadHookContext(HookContext):
-    """Context of a ``read`` hook: ``value`` is the value being read."""
-
-    value: Any = None
-
-
-@dataclass(slots=True)
-class WriteHookContext(HookContext):
-    """Context of a ``write_after`` hook: the new ``value`` and the ``old_value``."""
-
-    value: Any = None
-    old_value: Any = None
-
-
-@dataclass(slots=True)
-class MutableWriteHookContext(WriteHookContext):
-    """Context of a ``write_before`` hook, which may transform or cancel the write.
-
-    Attributes:
-        value: The value the user wrote (unchanged by earlier hooks).
-        old_value: The state's value before the write.
-        transformed_value: The value that will be written (the output of the
-            earlier hooks); set it to transform the write.
-        cancel: Set to ``True`` to refuse the write: the write raises
-            :class:`~stategraph.errors.HookCancellationError` and the state
-            keeps its value.
-        cancel_reason: Shown in the error message of a cancelled write.
-    """
-
-    transformed_value: Any = None
-    cancel: bool = False
-    cancel_reason: str | None = None
-
-
-@dataclass(slots=True)
-class RestoreHookContext(WriteHookContext):
-    """Context of a ``restore`` hook (``State.restore_value``)."""
-
-
-@dataclass(slots=True)
-class InitHookContext(HookContext):
-    """Context of an ``init`` hook: the initial ``value`` and the ``init_metadata``."""
-
-    value: Any = None
-    init_metadata: dict[str, Any] = field(default_factory=dict)
 
 
 # -------------------------------------------------------------- hook objects
@@ -648,120 +568,3 @@ def write_with_hooks(state: State, new: Any) -> None:
     except BaseException:
         state._value = old
         raise
-
-
-class HookMethods:
-    """The hook API of :class:`~stategraph.State` (mixed in)."""
-
-    __slots__ = ()
-
-    @property
-    def hooks(self) -> HookManager:
-        """This state's :class:`HookManager` (made on first use)."""
-        d = self.__dict__  # type: ignore[attr-defined]
-        manager = d.get("_hooks_manager")
-        if manager is None:
-            manager = d["_hooks_manager"] = HookManager()
-        return manager
-
-    def register_hook(
-        self,
-        hook_type: HookKind,
-        callback: Callable[[Any], Any],
-        priority: int = 0,
-        name: str | None = None,
-        enabled: bool = True,
-    ) -> HookHandle:
-        """Register a hook on this state; return its :class:`HookHandle`.
-
-        Kinds: ``read`` (after a read is recorded), ``write_before`` (may set
-        ``ctx.transformed_value`` or ``ctx.cancel``), ``write_after``,
-        ``restore`` (``restore_value``) and ``init``. Global hooks run first,
-        then this state's, each in descending ``priority``. An exception raised
-        by a hook propagates and the write does not happen. Under a transform
-        hooks run while the function is traced (once per signature), with
-        tracers as values; what a ``write_before`` hook does to the value is
-        compiled in.
-
-        Example:
-            >>> import jax.numpy as jnp, stategraph as sg
-            >>> w = sg.ParamState(jnp.zeros(2), name="w")
-            >>> def clip(ctx):
-            ...     ctx.transformed_value = jnp.clip(ctx.transformed_value, -1.0, 1.0)
-            >>> h = w.register_hook("write_before", clip, priority=10, name="clip")
-            >>> w.value = jnp.array([3.0, -0.5]); w.value.tolist()
-            [1.0, -0.5]
-            >>> h.remove()
-            True
-        """
-        return self.hooks.register_hook(hook_type, callback, priority, name, enabled)
-
-    def unregister_hook(self, handle: HookHandle) -> bool:
-        """Remove one of this state's hooks; return whether it was registered.
-
-        Example:
-            >>> import stategraph as sg
-            >>> s = sg.State(1.0)
-            >>> s.unregister_hook(s.register_hook("read", print))
-            True
-        """
-        return self.hooks.unregister_hook(handle)
-
-    def list_hooks(self, hook_type: str | None = None) -> list[Hook]:
-        """Return this state's hooks (of one kind, or all), in execution order.
-
-        Example:
-            >>> import stategraph as sg
-            >>> sg.State(1.0).list_hooks()
-            []
-        """
-        manager = self.__dict__.get("_hooks_manager")  # type: ignore[attr-defined]
-        return [] if manager is None else manager.get_hooks(hook_type)
-
-    def clear_hooks(self, hook_type: str | None = None) -> None:
-        """Remove this state's hooks (of one kind, or all).
-
-        Example:
-            >>> import stategraph as sg
-            >>> s = sg.State(1.0); _ = s.register_hook("read", print)
-            >>> s.clear_hooks(); s.has_hooks()
-            False
-        """
-        manager = self.__dict__.get("_hooks_manager")  # type: ignore[attr-defined]
-        if manager is not None:
-            manager.clear_hooks(hook_type)
-
-    def has_hooks(self, hook_type: str | None = None) -> bool:
-        """Whether this state has an enabled hook (of one kind, or any).
-
-        Example:
-            >>> import stategraph as sg
-            >>> sg.State(1.0).has_hooks()
-            False
-        """
-        manager = self.__dict__.get("_hooks_manager")  # type: ignore[attr-defined]
-        return False if manager is None else manager.has_hooks(hook_type)
-
-    @contextlib.contextmanager
-    def temporary_hook(
-        self,
-        hook_type: HookKind,
-        callback: Callable[[Any], Any],
-        priority: int = 0,
-        name: str | None = None,
-    ) -> Iterator[HookHandle]:
-        """Register a hook for the duration of a ``with`` block.
-
-        Example:
-            >>> import stategraph as sg
-            >>> s = sg.State(1.0)
-            >>> with s.temporary_hook("read", lambda ctx: None) as h:
-            ...     _ = s.value
-            >>> h.is_removed(), s.has_hooks()
-            (True, False)
-        """
-        handle = self.register_hook(hook_type, callback, priority, name)
-        try:
-            yield handle
-        finally:
-            handle.remove()

@@ -8,7 +8,8 @@ from stategraph.errors import TraceContextError
 
 from . import context
 from .access import record_read, write_checked
-from .hooks import HOOKS, HookMethods, run_init, run_read, write_with_hooks
+from .hook_methods import HookMethods
+from .hooks import HOOKS, run_init, run_read, write_with_hooks
 from .methods import StateMethods, normalize_tag
 from .structure import FAST_TYPES, describe
 

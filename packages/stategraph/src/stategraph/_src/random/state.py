@@ -10,6 +10,7 @@ import jax
 
 from ..state import State
 from ..structure import describe
+from .discrete import DiscreteDraws
 from .draws import Draws
 from .keys import fresh_seed, is_typed_key, to_key
 
@@ -20,7 +21,7 @@ _KEY_LOCK = threading.RLock()
 _STATE_SET = State.value.fset  # type: ignore[attr-defined]
 
 
-class RandomState(Draws, State):
+class RandomState(Draws, DiscreteDraws, State):
     """A state holding a JAX PRNG key, with numpy-style draw methods.
 
     Every draw splits the key: the state keeps one half and the draw uses the
