@@ -204,3 +204,20 @@ def test_context_holds_the_state_weakly():
     del s, box
     gc.collect()
     assert ctx.state is None and ctx.state_name is None
+
+
+def test_without_hooks_no_hook_code_runs(monkeypatch):
+    import stategraph._src.state as state_module
+
+    def never(*args, **kwargs):
+        raise AssertionError("hook code ran although no hook is registered")
+
+    for name in ("run_read", "run_init", "write_with_hooks"):
+        monkeypatch.setattr(state_module, name, never)
+    s = sg.State(jnp.zeros(2))
+    _ = s.value
+    s.value = jnp.ones(2)
+    with sg.StateTrace():
+        sg.State(1.0)
+        _ = s.value
+        s.value = jnp.zeros(2)
