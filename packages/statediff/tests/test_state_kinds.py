@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import stategraph as sg
 import statediff as sd
+import stategraph as sg
 
 
 def test_hidden_group_state_in_grad_states_matches_jax_grad():
