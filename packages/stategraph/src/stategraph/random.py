@@ -29,6 +29,7 @@ from typing import Any
 
 import jax
 
+from stategraph._src.random.examples import example
 from stategraph._src.random.keys import to_key
 from stategraph._src.random.state import RandomState
 
@@ -87,11 +88,11 @@ def _on_default(name: str) -> Any:
     def draw(*args: Any, **kwargs: Any) -> Any:
         return getattr(_default(), name)(*args, **kwargs)
 
+    summary = (method.__doc__ or "").split("Example:")[0].strip()
     draw.__doc__ = (
-        f"Draw on the default random state: ``DEFAULT.{name}(...)``.\n\n"
-        f"{(method.__doc__ or '').strip()}\n\n"
+        f"Draw on the default random state: ``DEFAULT.{name}(...)``.\n\n{summary}\n\n"
         "See :class:`~stategraph.RandomState` for the arguments ``size``, ``key`` and "
-        "``dtype``."
+        "``dtype``." + example(name, "sg.random", "sg.random.seed(0)")
     )
     draw.__module__ = __name__
     draw.__qualname__ = name

@@ -10,6 +10,7 @@ import numpy as np
 
 from . import special
 from .draws import Size, _arr, _f, _i, _shape
+from .examples import add_examples
 
 __all__ = ["DiscreteDraws"]
 
@@ -164,3 +165,6 @@ class DiscreteDraws:
         ngood, nbad, nsample = map(_arr, (ngood, nbad, nsample))
         shape = _shape(size, ngood, nbad, nsample)
         return special.hypergeometric(self._next_key(key), ngood, nbad, nsample, shape, _i(dtype))
+
+
+add_examples(DiscreteDraws)

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import special
+from .examples import add_examples
 
 __all__ = ["Draws"]
 
@@ -384,3 +385,6 @@ class Draws:
         """Uniformly distributed orthogonal ``n x n`` matrices."""
         shape = () if size is None else _shape(size)
         return jax.random.orthogonal(self._next_key(key), n, shape, _f(dtype))
+
+
+add_examples(Draws)
