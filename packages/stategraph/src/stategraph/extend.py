@@ -10,7 +10,8 @@ code should not need them.
 - :func:`read_raw` / :func:`write_raw`: read or set many states' values
   without recording or checking (the hot path of a compiled call).
 - :data:`ACTIVE`: ``ACTIVE.count`` is the number of traces and catchers open
-  in any thread; when it is zero every access takes the fast path.
+  in any thread, plus one while any state hook is registered; when it is zero
+  every access takes the fast path.
 - :func:`open_traces`: this thread's open traces, outermost first.
 - :func:`poison` / :func:`is_poisoned`: make a state's reads raise
   :class:`~stategraph.errors.TraceContextError` until it is written.
