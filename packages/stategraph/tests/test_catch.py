@@ -37,7 +37,7 @@ def test_with_a_tag_the_new_states_get_it():
         a = sg.State(jnp.zeros(2))
         b = sg.ParamState(jnp.ones(3))
     assert new.tag == "init"
-    assert a.tag == "init" and b.tag == "init"
+    assert a.tag == {"init"} and b.tag == {"init"}
     # the tag then selects them in an object graph
     model = {"a": a, "b": b, "other": sg.State(0.0)}
     assert sg.states(model, "init") == {"a": a, "b": b}
@@ -46,7 +46,7 @@ def test_with_a_tag_the_new_states_get_it():
 def test_an_explicit_tag_is_kept():
     with sg.catch_new_states("init"):
         a = sg.State(1.0, tag="mine")
-    assert a.tag == "mine"
+    assert a.tag == {"mine"}
 
 
 def test_states_created_in_helpers_and_objects_are_caught():
@@ -58,7 +58,7 @@ def test_states_created_in_helpers_and_objects_are_caught():
     with sg.catch_new_states("layer") as new:
         layers = [Layer() for _ in range(2)]
     assert new.states == [layers[0].w, layers[0].h, layers[1].w, layers[1].h]
-    assert all(s.tag == "layer" for s in new)
+    assert all(s.tag == {"layer"} for s in new)
 
 
 def test_nested_catchers_both_collect_and_the_inner_tag_wins():
@@ -69,15 +69,15 @@ def test_nested_catchers_both_collect_and_the_inner_tag_wins():
         c = sg.State(3.0)
     assert outer.states == [a, b, c]
     assert inner.states == [b]
-    assert a.tag == "outer" and c.tag == "outer"
-    assert b.tag == "inner"
+    assert a.tag == {"outer"} and c.tag == {"outer"}
+    assert b.tag == {"inner"}
 
 
 def test_untagged_inner_catcher_keeps_the_outer_tag():
     with sg.catch_new_states("outer"), sg.catch_new_states() as inner:
         b = sg.State(2.0)
     assert inner.states == [b]
-    assert b.tag == "outer"
+    assert b.tag == {"outer"}
 
 
 def test_catcher_inside_a_trace():

@@ -16,6 +16,10 @@ ERROR_CLASSES = [
     errors.TraceContextError,
     errors.StateStructureError,
     errors.TraceOrderError,
+    errors.HookError,
+    errors.HookRegistrationError,
+    errors.HookExecutionError,
+    errors.HookCancellationError,
 ]
 
 

@@ -49,8 +49,8 @@ def test_value_name_and_metadata(cls):
     s = cls(x, name="s", tag="init", unit="mV")
     assert s.value is x
     assert s.name == "s"
-    assert s.metadata == {"tag": "init", "unit": "mV"}
-    assert s.tag == "init"
+    assert s.metadata == {"tag": {"init"}, "unit": "mV"}
+    assert s.tag == {"init"}
     assert isinstance(s, sg.State)
 
 
@@ -84,15 +84,15 @@ def test_name_and_tag_are_writable():
     s.name = "renamed"
     s.tag = "group"
     assert s.name == "renamed"
-    assert s.tag == "group"
-    assert s.metadata["tag"] == "group"
+    assert s.tag == {"group"}
+    assert s.metadata["tag"] == {"group"}
 
 
 def test_metadata_is_a_copy_of_the_keywords():
     meta = {"tag": "a"}
     s = sg.State(1.0, **meta)
     meta["tag"] = "b"
-    assert s.tag == "a"
+    assert s.tag == {"a"}
 
 
 def test_states_are_identities_not_values():

@@ -8,6 +8,10 @@ framework can catch them all at once. Bad arguments raise the builtin
 from __future__ import annotations
 
 __all__ = [
+    "HookCancellationError",
+    "HookError",
+    "HookExecutionError",
+    "HookRegistrationError",
     "StateError",
     "StateStructureError",
     "TraceContextError",
@@ -110,4 +114,48 @@ class TraceOrderError(StateError, RuntimeError):
     was called by hand in the wrong order).
 
     Fix: use ``with`` blocks so traces close innermost first.
+    """
+
+
+class HookError(StateError):
+    """Root of the errors about state hooks.
+
+    Cause: a hook was misused (a removed hook enabled again, a hook of a
+    collected state managed) or a hook refused an operation.
+
+    Fix: see the subclass; the message names the hook and the state.
+    """
+
+
+class HookRegistrationError(HookError, ValueError):
+    """A hook could not be registered.
+
+    Cause: ``register_hook`` got an unknown kind (the kinds are ``read``,
+    ``write_before``, ``write_after``, ``restore`` and ``init``), a callback
+    that is not callable, or a priority that is not an int.
+
+    Fix: pass one of the kinds, a function taking one context argument and an
+    int priority.
+    """
+
+
+class HookExecutionError(HookError):
+    """Kept for brainstate compatibility; never raised by this stack.
+
+    Cause: brainstate wraps a hook's exception in this class. Here the hook's
+    own exception propagates unchanged (with a note naming the hook and the
+    state).
+
+    Fix: catch the exception type your hook raises.
+    """
+
+
+class HookCancellationError(HookError):
+    """A ``write_before`` hook cancelled a write.
+
+    Cause: a ``write_before`` hook set ``ctx.cancel = True``: the write is
+    refused and the state keeps its value (inside a transform, every state
+    keeps its value from before the call).
+
+    Fix: write a value the hook accepts, or disable or remove the hook.
     """

@@ -10,12 +10,19 @@ code should not need them.
 - :func:`read_raw` / :func:`write_raw`: read or set many states' values
   without recording or checking (the hot path of a compiled call).
 - :data:`ACTIVE`: ``ACTIVE.count`` is the number of traces and catchers open
-  in any thread; when it is zero every access takes the fast path.
+  in any thread, plus one while any state hook is registered; when it is zero
+  every access takes the fast path.
 - :func:`open_traces`: this thread's open traces, outermost first.
 - :func:`poison` / :func:`is_poisoned`: make a state's reads raise
   :class:`~stategraph.errors.TraceContextError` until it is written.
 - :func:`describe`, :func:`structure_of`, :func:`has_tracer`: tracer-safe
   descriptions and comparisons of state values.
+- :func:`state_label`: how every error message of the stack names a state
+  (its name, else the path it was found under, else ``unnamed``).
+- :class:`PerLaneState`, :func:`split_lanes`, :func:`merge_lanes`: the
+  per-lane protocol of mapping transforms (each lane of ``statejax.vmap``
+  draws its own random numbers).
+- :func:`name_from_path`: let an unnamed state be shown by a path or key.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from typing import Any
 
 from stategraph._src.context import ACTIVE
 from stategraph._src.context import LOCAL as _LOCAL
+from stategraph._src.graph import name_from_path
+from stategraph._src.lanes import PerLaneState, merge_lanes, split_lanes
 from stategraph._src.lift import LiftTrace
 from stategraph._src.state import State, is_poisoned, poison
 from stategraph._src.structure import describe, has_tracer, structure_of
@@ -34,12 +43,17 @@ from stategraph._src.trace import StateTrace
 __all__ = [
     "ACTIVE",
     "LiftTrace",
+    "PerLaneState",
     "describe",
     "has_tracer",
     "is_poisoned",
+    "merge_lanes",
+    "name_from_path",
     "open_traces",
     "poison",
     "read_raw",
+    "split_lanes",
+    "state_label",
     "structure_of",
     "write_raw",
 ]
@@ -85,3 +99,21 @@ def open_traces() -> tuple[StateTrace, ...]:
         True
     """
     return tuple(_LOCAL.traces)
+
+
+def state_label(state: State) -> str:
+    """Return how error messages name ``state``: ``ParamState 'w'``, ``ParamState at 'layers.0.b'``.
+
+    The explicit ``name=`` comes first; a state without one is shown by the
+    first path :func:`stategraph.states` (or a ``grad_states`` dict) found it
+    under; otherwise ``ParamState <unnamed at 0x...>``.
+
+    Example:
+        >>> import jax.numpy as jnp, stategraph as sg
+        >>> from stategraph.extend import state_label
+        >>> net = {"layers": [{"b": sg.ParamState(jnp.zeros(2))}]}
+        >>> _ = sg.states(net)
+        >>> state_label(net["layers"][0]["b"])
+        "ParamState at 'layers.0.b'"
+    """
+    return state._label_typed()

@@ -8,12 +8,21 @@ import jax
 import numpy as np
 
 from stategraph import State
+from stategraph.extend import name_from_path
 
 __all__ = ["GradStates", "Argnums"]
 
 
 def _is_state(x: Any) -> bool:
     return isinstance(x, State)
+
+
+def _dotted(path: tuple[Any, ...]) -> str | None:
+    """``layers.0.w`` for a path through dicts (``None`` if no dict key is on it)."""
+    if not any(isinstance(k, jax.tree_util.DictKey) for k in path):
+        return None
+    parts = [str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in path]
+    return ".".join(parts)
 
 
 class GradStates:
@@ -57,6 +66,9 @@ class GradStates:
                     "Fix: list each State once."
                 )
             first[id(leaf)] = where
+            dotted = _dotted(path)
+            if dotted is not None:  # an unnamed state is shown by its key in messages
+                name_from_path(leaf, dotted)
         self.states = leaves
         self.treedef = treedef
 

@@ -174,6 +174,13 @@ class GradientTransform:
                     "Fix: pass holomorphic=True for holomorphic functions, or split the "
                     "complex input into real and imaginary parts."
                 )
+            if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+                raise TypeError(
+                    f"{self.name}: {what} holds a PRNG key (dtype {dtype}); a random key is "
+                    "never differentiated. Fix: leave the random state out of grad_states "
+                    "(e.g. grad_states=sg.states(model, sg.ParamState)); the function may "
+                    "still draw from it."
+                )
             if self.integer_inputs:
                 continue
             raise TypeError(

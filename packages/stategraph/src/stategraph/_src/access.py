@@ -13,7 +13,7 @@ from .structure import describe, has_tracer, structure_of
 if TYPE_CHECKING:
     from .state import State
 
-__all__ = ["record_read", "write_checked"]
+__all__ = ["check_tracer_context", "record_read", "write_checked"]
 
 
 def record_read(state: State) -> None:
@@ -32,7 +32,7 @@ def _check_structure(state: State, new: Any) -> None:
     new_tree, new_leaves = structure_of(new)
     if old_tree != new_tree or old_leaves != new_leaves:
         raise StateStructureError(
-            f"{type(state).__name__} {state._label()}: inside a state trace a write must keep "
+            f"{state._label_typed()}: inside a state trace a write must keep "
             f"the value's tree structure, shape and dtype; it was {describe(state._value)} "
             f"(tree {old_tree}) and the write gave {describe(new)} (tree {new_tree}). "
             "Fix: cast or reshape the new value to the old structure, or change the "
@@ -46,13 +46,16 @@ def _check_tracer_context(state: State, new: Any, traces: list[Any]) -> None:
         if trace._jax_trace is not None and trace._jax_trace is here:
             return
     raise TraceContextError(
-        f"{type(state).__name__} {state._label()} ({describe(state._value)}) was written a JAX "
+        f"{state._label_typed()} ({describe(state._value)}) was written a JAX "
         f"tracer ({describe(new)}) from inside a JAX transform that does not manage states "
         "(plain jax.jit, jax.vmap, jax.grad, jax.lax.scan, ...). After that transform returns "
         "the state would hold a leaked tracer. Fix: use the stateful counterpart "
         "(statejax.jit, statejax.vmap, statejax.scan, statediff.grad, ...), or return the new "
         "value from the function and write it outside the transform."
     )
+
+
+check_tracer_context = _check_tracer_context
 
 
 def write_checked(state: State, new: Any, check_structure: bool = True) -> None:

@@ -50,7 +50,7 @@ def catch_new_states(tag: str | None = None) -> Iterator[NewStates]:
         ...     a = sg.State(jnp.zeros(2))
         ...     b = sg.ParamState(jnp.ones(3))
         >>> len(new), a.tag
-        (2, 'init')
+        (2, {'init'})
     """
     if tag is not None and not isinstance(tag, str):
         raise TypeError(f"catch_new_states(tag=...): the tag must be a str or None, got {tag!r}.")

@@ -92,6 +92,28 @@ def _walk(obj: Any) -> dict[str, State]:
     return found
 
 
+def name_from_path(state: State, path: str) -> None:
+    """Let an unnamed ``state`` be shown by ``path`` in errors and ``repr`` (first path wins).
+
+    Example:
+        >>> import stategraph as sg
+        >>> from stategraph.extend import name_from_path
+        >>> s = sg.State(1.0); name_from_path(s, "w"); s
+        State(path='w', value=f32[])
+    """
+    if state._name is None and "_path" not in state.__dict__:
+        state.__dict__["_path"] = path
+
+
+def _dtypes(value: Any) -> list[Any]:
+    """The exact dtype of each leaf (``None`` for Python scalars, which adapt)."""
+    out = []
+    for leaf in jax.tree.leaves(value):
+        dtype = getattr(leaf, "dtype", None)
+        out.append(None if dtype is None else str(dtype))
+    return out
+
+
 def _matcher(flt: Filter) -> Callable[[str, State], bool]:
     if isinstance(flt, type):
         if not issubclass(flt, State):
@@ -101,7 +123,7 @@ def _matcher(flt: Filter) -> Callable[[str, State], bool]:
             )
         return lambda path, state: isinstance(state, flt)
     if isinstance(flt, str):
-        return lambda path, state: state.tag == flt
+        return lambda path, state: flt in (state.tag or ())
     if callable(flt):
         return flt
     raise TypeError(
@@ -121,11 +143,13 @@ def states(obj: Any, *filters: Filter) -> dict[str, State]:
     Args:
         obj: The root object (a model, a list of layers, a dict, ...).
         *filters: Keep a state only if it matches *every* filter. A filter is a
-            ``State`` subclass, a tag string (compared with ``state.tag``), or a
-            predicate ``(path, state) -> bool``.
+            ``State`` subclass, a tag string (matching a state whose ``tag`` set
+            holds it), or a predicate ``(path, state) -> bool``.
 
     Returns:
-        A dict from path (``"layers.0.w"``) to state.
+        A dict from path (``"layers.0.w"``) to state. A state without a name
+        of its own remembers the first path it was found under (its
+        :attr:`~stategraph.State.path`): error messages and ``repr`` show it.
 
     Raises:
         TypeError: if a filter is of none of the accepted kinds.
@@ -143,6 +167,9 @@ def states(obj: Any, *filters: Filter) -> dict[str, State]:
     """
     matchers = [_matcher(f) for f in filters]
     found = _walk(obj)
+    for path, state in found.items():
+        if path:
+            name_from_path(state, path)
     return {p: s for p, s in found.items() if all(m(p, s) for m in matchers)}
 
 
@@ -178,7 +205,8 @@ def restore(obj: Any, snap: Mapping[str, Any], *filters: Filter) -> None:
     Raises:
         TypeError: if ``snap`` is not a mapping.
         ValueError: if paths are missing or extra, or a value's structure,
-            shape or dtype differs from the state's current value.
+            shape or dtype differs from the state's current value (a float64
+            NumPy array for a float32 state is refused, not silently cast).
     """
     if not isinstance(snap, Mapping):
         raise TypeError(f"sg.restore: the snapshot must be a mapping, got {type(snap).__name__}.")
@@ -192,11 +220,17 @@ def restore(obj: Any, snap: Mapping[str, Any], *filters: Filter) -> None:
         problems.append(f"entries {extra} match no state")
     for path, state in found.items():
         if path in snap:
-            if structure_of(state.value) != structure_of(snap[path]):
-                problems.append(
-                    f"'{path}' is {describe(snap[path])} but the state holds "
-                    f"{describe(state.value)}"
-                )
+            new, held = snap[path], state.value
+            if structure_of(held) != structure_of(new):
+                problems.append(f"'{path}' is {describe(new)} but the state holds {describe(held)}")
+                continue
+            for got, want in zip(_dtypes(new), _dtypes(held), strict=True):
+                if got is not None and want is not None and got != want:
+                    problems.append(
+                        f"'{path}' has dtype {got} but the state holds {want} "
+                        f"({describe(held)}); cast it with .astype('{want}')"
+                    )
+                    break
     if problems:
         raise ValueError(
             "sg.restore: the snapshot does not match the object's states: "

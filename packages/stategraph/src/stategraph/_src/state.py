@@ -8,6 +8,9 @@ from stategraph.errors import TraceContextError
 
 from . import context
 from .access import record_read, write_checked
+from .hook_methods import HookMethods
+from .hooks import HOOKS, run_init, run_read, write_with_hooks
+from .methods import StateMethods, normalize_tag
 from .structure import FAST_TYPES, describe
 
 __all__ = ["HiddenState", "LongTermState", "ParamState", "ShortTermState", "State"]
@@ -18,7 +21,7 @@ _ACTIVE = context.ACTIVE
 _FAST = FAST_TYPES
 
 
-class State(Generic[T]):
+class State(StateMethods, HookMethods, Generic[T]):
     """A mutable container for a pytree of arrays, seen by stateful transforms.
 
     Reading and writing ``state.value`` inside a function is how stateful code
@@ -30,7 +33,8 @@ class State(Generic[T]):
     Args:
         value: Any pytree of JAX or NumPy arrays (or Python scalars).
         name: Optional name, shown in ``repr`` and in error messages.
-        **metadata: Free-form metadata; the key ``tag`` is used by filters and
+        **metadata: Free-form metadata; the key ``tag`` (a str or an iterable
+            of str, kept as a set) is used by filters and
             :func:`~stategraph.catch_new_states`.
 
     Example:
@@ -53,18 +57,29 @@ class State(Generic[T]):
                 f"got {type(name).__name__} {name!r}. Fix: pass name='my_state'."
             )
         self._name = name  # set first: the value check's error message names the state
+        if "tag" in metadata:
+            metadata["tag"] = normalize_tag(f"{type(self).__name__}(tag=...)", metadata["tag"])
         self._metadata = dict(metadata)
         self._check_value(value)
         self._value = value
-        # Traces of *this thread* open now must not record the new state (it is
-        # local to their code); created outside them, every trace records it.
         self._birth = 0
         if _ACTIVE.count:
-            local = context.LOCAL
-            if local.traces:
-                self._birth = context.next_serial()
-            for catcher in tuple(reversed(local.catchers)):  # innermost tag wins
-                catcher._on_create(self)
+            self._born()
+
+    def _born(self) -> None:
+        """Tell this thread's traces, catchers and ``init`` hooks that the state was made."""
+        # Traces of *this thread* open now must not record the new state (it is
+        # local to their code); created outside them, every trace records it.
+        if not _ACTIVE.count:
+            return
+        local = context.LOCAL
+        if local.traces:
+            self._birth = context.next_serial()
+            self.__dict__["_level"] = len(local.traces)
+        for catcher in tuple(reversed(local.catchers)):  # innermost tag wins
+            catcher._on_create(self)
+        if HOOKS.count:
+            run_init(self, self._value, {"_name": self._name, **self._metadata})
 
     # ------------------------------------------------------------------ value
     @property
@@ -72,11 +87,16 @@ class State(Generic[T]):
         """The current value; reads and writes are recorded by open traces."""
         if _ACTIVE.count:
             record_read(self)
+            if HOOKS.count:
+                run_read(self, self._value)
         return self._value
 
     @value.setter
     def value(self, new: T) -> None:
         if _ACTIVE.count or type(new) not in _FAST:
+            if HOOKS.count:
+                write_with_hooks(self, new)
+                return
             self._check_value(new)
             write_checked(self, new)
         else:
@@ -106,23 +126,35 @@ class State(Generic[T]):
         return self._metadata
 
     @property
-    def tag(self) -> str | None:
-        """The ``tag`` metadata entry, used by filters (``None`` when unset)."""
-        return self._metadata.get("tag")
+    def path(self) -> str | None:
+        """Where :func:`~stategraph.states` (or a ``grad_states`` dict) found the state.
 
-    @tag.setter
-    def tag(self, tag: str | None) -> None:
-        self._metadata["tag"] = tag
+        Set only for a state without a name of its own, to the first path it
+        was found under (``"layers.0.b"``); error messages and ``repr`` show it
+        in place of the missing name.
+        """
+        return self.__dict__.get("_path")
 
     def _label(self) -> str:
-        return repr(self._name) if self._name is not None else f"<unnamed at {id(self):#x}>"
+        if self._name is not None:
+            return repr(self._name)
+        path = self.__dict__.get("_path")
+        if path is not None:
+            return f"at {path!r}"
+        return f"<unnamed at {id(self):#x}>"
+
+    def _label_typed(self) -> str:
+        """``ParamState 'w'``, ``ParamState at 'layers.0.b'`` or ``ParamState <unnamed ..>``."""
+        return f"{type(self).__name__} {self._label()}"
 
     def __repr__(self) -> str:
         try:
             shown = describe(object.__getattribute__(self, "_value"))
         except AttributeError:
             shown = "<unset>"
-        return f"{type(self).__name__}(name={self._name!r}, value={shown})"
+        path = self.__dict__.get("_path") if self._name is None else None
+        named = f"path={path!r}" if path is not None else f"name={self._name!r}"
+        return f"{type(self).__name__}({named}, value={shown})"
 
     # States are identities, not values: never hashed by content, never pytrees.
     __hash__ = object.__hash__

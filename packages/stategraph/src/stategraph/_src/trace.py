@@ -133,5 +133,5 @@ class StateTrace:
         )
 
     def __repr__(self) -> str:
-        names = ", ".join(repr(s.name) for s in self._order.values())
+        names = ", ".join(s._label() for s in self._order.values())
         return f"{type(self).__name__}(states=[{names}])"

@@ -10,7 +10,8 @@ from typing import Any
 import jax
 
 from stategraph import State
-from stategraph.extend import describe
+from stategraph.extend import describe, merge_lanes, split_lanes
+from stategraph.extend import state_label as _label
 
 from .compose import StateIO, lifted_for
 from .jax_compat import BatchTrace, BatchTracer, current_trace, extend_axis_env_nd
@@ -33,13 +34,8 @@ StateAxes = dict[int, tuple[State, int]]
 
 
 def state_label(state: State) -> str:
-    """Return ``TypeName 'name'`` (or ``unnamed TypeName``) for error messages."""
-    name = state.name
-    return (
-        f"{type(state).__name__} {name!r}"
-        if name is not None
-        else f"unnamed {type(state).__name__}"
-    )
+    """Return ``TypeName 'name'`` (or its path, or ``unnamed TypeName``) for error messages."""
+    return _label(state)
 
 
 def _add(api: str, arg: str, out: StateAxes, item: Any, axis: Any) -> None:
@@ -225,9 +221,15 @@ def _vmap_driver(
             d = decl.get(id(s))
             if d is not None and d[1] != d[2]:
                 _check_same_shape(s, real[declared.index(s)], d[1], d[2])
+        # Undeclared states of a per-lane kind (random states) get one value per lane.
+        lanes = split_lanes([s for s in io.in_states if id(s) not in decl], size)
         in_ax = [decl[id(s)][1] if id(s) in decl else None for s in io.in_states]
         out_ax = [decl[id(s)][2] if id(s) in decl else None for s in io.out_states]
-        shared = [(j, s) for j, s in enumerate(io.out_states) if id(s) not in decl]
+        in_ax = [0 if id(s) in lanes else a for s, a in zip(io.in_states, in_ax, strict=True)]
+        out_ax = [0 if id(s) in lanes else a for s, a in zip(io.out_states, out_ax, strict=True)]
+        shared = [
+            (j, s) for j, s in enumerate(io.out_states) if id(s) not in decl and id(s) not in lanes
+        ]
         pure = io.pure(sf, lifted)
 
         def lane(in_values: list[Any], *a: Any, **k: Any) -> Any:
@@ -241,8 +243,12 @@ def _vmap_driver(
             out_axes=(out_axes, out_ax),
             axis_name=axis_name,
             axis_size=size,
-        )(io.values(), *args, **kwargs)
-        io.write(new)
+        )(
+            [lanes.get(id(s), v) for s, v in zip(io.in_states, io.values(), strict=True)],
+            *args,
+            **kwargs,
+        )
+        io.write(merge_lanes(io.out_states, new, lanes))
         return out
 
     functools.update_wrapper(driver, fun, updated=())

@@ -1,0 +1,1 @@
+"""Random states: a State holding a PRNG key, and the default global one."""
