@@ -40,22 +40,26 @@ class DiffTransform:
         has_aux: ``target`` returns ``(value, aux)``.
         check_states: Raise if a state in ``grad_states`` is never touched.
         name: API name used in error messages.
+        weak_states: Hold the states of ``grad_states`` by weak reference
+            (for transforms kept in a cache).
     """
 
     def __init__(
         self,
         target: Callable[..., Any],
-        grad_states: Any,
-        argnums: Any,
-        has_aux: bool,
-        check_states: bool,
-        name: str,
+        grad_states: Any = None,
+        argnums: Any = None,
+        has_aux: bool = False,
+        check_states: bool = True,
+        name: str = "statediff.DiffTransform",
+        *,
+        weak_states: bool = False,
     ) -> None:
         if not callable(target):
             raise TypeError(f"{name}: expected a callable, got {type(target).__name__} {target!r}.")
         self.target = target
         self.name = name
-        self.grad_states = GradStates(name, grad_states)
+        self.grad_states = GradStates(name, grad_states, weak=weak_states)
         self.argnums = Argnums(name, argnums, default_zero=False)
         self.has_aux = bool(has_aux)
         self.check_states = bool(check_states)
