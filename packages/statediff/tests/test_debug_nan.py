@@ -57,7 +57,7 @@ def test_nan_derivative_raises_and_changes_no_state(name):
     plain = TRANSFORMS[name](loss, grad_states=w)(2.0)  # the default returns the NaN
     assert bool(jnp.isnan(plain).any())
     h_before = h.value
-    with pytest.raises(RuntimeError, match=rf"statediff.\w+\(\.\.\., debug_nan=True\).*NaN") as e:
+    with pytest.raises(RuntimeError, match=r"statediff.\w+\(\.\.\., debug_nan=True\).*NaN") as e:
         TRANSFORMS[name](loss, grad_states=w, debug_nan=True)(2.0)
     assert "sqrt" in str(e.value)  # checkify names the primitive that produced the NaN
     assert h.value is h_before and w.value is w_before
@@ -67,9 +67,7 @@ def test_nan_derivative_raises_and_changes_no_state(name):
 def test_inf_is_caught_too_and_the_message_names_the_block():
     w = sg.ParamState(jnp.array([0.0, 1.0]), name="w")
     with pytest.raises(RuntimeError, match=r"\['w'\].*0 NaN and 1 Inf"):
-        sd.grad(lambda x: jnp.sum(jnp.sqrt(w.value)) * x, grad_states={"w": w}, debug_nan=True)(
-            1.0
-        )
+        sd.grad(lambda x: jnp.sum(jnp.sqrt(w.value)) * x, grad_states={"w": w}, debug_nan=True)(1.0)
 
 
 def test_under_jit_the_check_runs_with_the_compiled_code():

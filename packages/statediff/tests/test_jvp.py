@@ -62,7 +62,9 @@ def test_matches_jax_jvp(params):
     t_args = tuple(rand_like(rng, (x, z)[p]) for p in positions)
     t_states = rand_like(rng, case.values()) if use_states else None
     want = _reference(case, argnums, use_states, (x, z), t_args, t_states)
-    f_jvp = sd.JVPTransform(case.f, grad_states=case.grad_states if use_states else None, argnums=argnums)
+    f_jvp = sd.JVPTransform(
+        case.f, grad_states=case.grad_states if use_states else None, argnums=argnums
+    )
     got = f_jvp((x, z), t_args, t_states)
     assert_tree_close(got, want)
     jitted = sj.jit(lambda x, z, t, ts: f_jvp((x, z), t, ts))
@@ -281,5 +283,7 @@ def test_check_states():
 
     with pytest.raises(ValueError, match="never reads or writes"):
         sd.JVPTransform(f, grad_states=[w, unused])((1.0,))
-    y, ty = sd.JVPTransform(f, grad_states=[w, unused], check_states=False)((1.0,), (), [None, jnp.ones(2)])
+    y, ty = sd.JVPTransform(f, grad_states=[w, unused], check_states=False)(
+        (1.0,), (), [None, jnp.ones(2)]
+    )
     np.testing.assert_allclose(ty, [0.0, 0.0])

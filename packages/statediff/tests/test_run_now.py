@@ -181,7 +181,7 @@ def test_cache_holds_function_and_states_weakly():
     w = sg.ParamState(jnp.ones(3), name="w")
 
     def f(x):
-        return (w.value * x).sum()
+        return (w.value * x).sum()  # noqa: F821 (w is deleted below, on purpose)
 
     for _ in range(3):
         sd.vjp(f, 2.0, grad_states=w)

@@ -66,7 +66,9 @@ def test_matches_jax_vjp(params):
     x, z = rand(case.rng, x_shape), rand(case.rng, z_shape)
     ct = rand(case.rng, x_shape)
     want_y, want = _reference(case, argnums, use_states, (x, z), ct)
-    f_vjp = sd.VJPTransform(case.f, grad_states=case.grad_states if use_states else None, argnums=argnums)
+    f_vjp = sd.VJPTransform(
+        case.f, grad_states=case.grad_states if use_states else None, argnums=argnums
+    )
     y, vjp_fn = f_vjp(x, z)
     assert_tree_close(y, want_y)
     assert_tree_close(vjp_fn(ct), want)

@@ -20,7 +20,7 @@ __all__ = ["JVPTransform", "jvp"]
 
 
 class JVPTransform(DiffTransform):
-    """The builder form of :func:`jvp`: ``JVPTransform(fun, ...)(primals, tangents=(), state_tangents=None)``.
+    """The builder form of :func:`jvp`: ``JVPTransform(fun, ...)(primals, tangents)``.
 
     Pushes tangents of the states in ``grad_states`` (their values at entry)
     and of the positional arguments in ``argnums`` forward through ``fun``.
@@ -225,16 +225,18 @@ def jvp(
     argnums = all_positions(grad_states, len(primals))
     if unit_aware:
         made = units_backend(_API).make(
-            "jvp", fun, grad_states=grad_states, argnums=argnums, has_aux=has_aux,
+            "jvp",
+            fun,
+            grad_states=grad_states,
+            argnums=argnums,
+            has_aux=has_aux,
             check_states=check_states,
         )
         return made(tuple(primals), tuple(tangents), state_tangents)
     settings = (argnums, bool(has_aux), bool(check_states))
 
     def build(target: Any, gs: Any, weak: bool) -> JVPTransform:
-        return JVPTransform(
-            target, gs, argnums, has_aux, check_states, name=_API, weak_states=weak
-        )
+        return JVPTransform(target, gs, argnums, has_aux, check_states, name=_API, weak_states=weak)
 
     transform = cached(build, "jvp", fun, grad_states, settings)
     return transform._driver._call(tuple(primals), tuple(tangents), state_tangents)

@@ -12,10 +12,10 @@ from typing import Any
 
 import jax
 
+from .jvp import all_positions
 from .pure_call import DiffTransform, PureCall
 from .tangents import arg_tangents
 from .tangents import state_tangents as _state_tangents
-from .jvp import all_positions
 from .units_hook import units_backend
 from .weak_cache import cached
 
@@ -187,7 +187,11 @@ def linearize(
     argnums = all_positions(grad_states, len(primals))
     if unit_aware:
         made = units_backend(_API).make(
-            "linearize", fun, grad_states=grad_states, argnums=argnums, has_aux=has_aux,
+            "linearize",
+            fun,
+            grad_states=grad_states,
+            argnums=argnums,
+            has_aux=has_aux,
             check_states=check_states,
         )
         return made(*primals)

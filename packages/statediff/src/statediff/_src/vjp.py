@@ -255,8 +255,6 @@ def vjp(
     settings = (eff, bool(has_aux), bool(check_states))
 
     def build(target: Any, gs: Any, weak: bool) -> VJPTransform:
-        return VJPTransform(
-            target, gs, eff, has_aux, check_states, name=_API, weak_states=weak
-        )
+        return VJPTransform(target, gs, eff, has_aux, check_states, name=_API, weak_states=weak)
 
     return cached(build, "vjp", fun, grad_states, settings)(*primals)
