@@ -26,7 +26,8 @@ from statejax._src.progress import ProgressBar
 from statejax._src.remat import checkpoint, remat
 from statejax._src.scan import scan
 from statejax._src.shard_map import shard_map
-from statejax._src.stateful import StatefulFunction, StatefulLowered, make_jaxpr
+from statejax._src.stateful import StatefulFunction, StatefulLowered
+from statejax._src.stateful_methods import make_jaxpr
 from statejax._src.switch import switch
 from statejax._src.vmap import vmap
 from statejax._src.while_loop import while_loop
