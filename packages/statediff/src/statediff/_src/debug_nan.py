@@ -22,7 +22,7 @@ from jax.experimental import checkify
 
 from stategraph.extend import write_raw
 
-__all__ = ["bad_flag", "call_checked"]
+__all__ = ["bad_flag", "call_checked", "raise_bad"]
 
 
 def _inexact(x: Any) -> bool:
@@ -97,6 +97,15 @@ def call_checked(transform: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) 
         f"{api}(..., debug_nan=True): the derivative holds NaN or Inf:\n{blocks}\n"
         + (f"First NaN found by checkify: {source}\n" if source else "")
         + "Fix: look for log/sqrt/division of values at or beyond their domain (use "
+        "jnp.where-safe forms), or exploding values; states are left as they were."
+    )
+
+
+def raise_bad(api: str, grads: Any) -> None:
+    """Raise the eager ``debug_nan`` error for concrete derivatives (``jax.disable_jit()``)."""
+    raise RuntimeError(
+        f"{api}(..., debug_nan=True): the derivative holds NaN or Inf:\n{_report(api, grads)}\n"
+        "Fix: look for log/sqrt/division of values at or beyond their domain (use "
         "jnp.where-safe forms), or exploding values; states are left as they were."
     )
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import jax
 
-from .pure_call import DiffTransform, PureCall
+from .jax_compat import DISABLE_JIT
+from .pure_call import DiffTransform, make_call
 from .tangents import arg_tangents, state_tangents
 from .units_hook import units_backend
 from .weak_cache import cached
@@ -108,6 +109,8 @@ class JVPTransform(DiffTransform):
                 f"of the function, got {type(primals).__name__} {primals!r}. Fix: e.g. "
                 "primals=(x,) for a function of one argument."
             )
+        if DISABLE_JIT.value:  # under jax.disable_jit(): run the Python body, op by op
+            return self._drive(tuple(primals), tangents, state_tangents)
         return self._driver._call(tuple(primals), tangents, state_tangents)
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
@@ -122,7 +125,7 @@ class JVPTransform(DiffTransform):
         return bound
 
     def _drive(self, primals: tuple[Any, ...], tangents: Any, given_states: Any) -> Any:
-        call = PureCall(self, primals, {})
+        call = make_call(self, primals, {})
         t_states = state_tangents(self, call.grad_values, given_states)
         t_args = arg_tangents(self, call.positions, call.primals[1:], tangents)
         y, ty, (aux, new) = jax.jvp(call, call.primals, (t_states, *t_args), has_aux=True)
@@ -239,4 +242,4 @@ def jvp(
         return JVPTransform(target, gs, argnums, has_aux, check_states, name=_API, weak_states=weak)
 
     transform = cached(build, "jvp", fun, grad_states, settings)
-    return transform._driver._call(tuple(primals), tuple(tangents), state_tangents)
+    return transform(tuple(primals), tuple(tangents), state_tangents)

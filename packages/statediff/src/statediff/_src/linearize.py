@@ -13,7 +13,7 @@ from typing import Any
 import jax
 
 from .jvp import all_positions
-from .pure_call import DiffTransform, PureCall
+from .pure_call import DiffTransform, make_call
 from .tangents import arg_tangents
 from .tangents import state_tangents as _state_tangents
 from .units_hook import units_backend
@@ -25,7 +25,7 @@ __all__ = ["LinearizeTransform", "linearize"]
 class _PushSpec:
     """What a ``jvp_fn`` needs besides its residuals (static, hashed by identity)."""
 
-    def __init__(self, owner: DiffTransform, call: PureCall) -> None:
+    def __init__(self, owner: DiffTransform, call: Any) -> None:
         self.owner = owner
         self.positions = call.positions
         abstract = functools.partial(jax.tree.map, _abstract)
@@ -114,7 +114,7 @@ class LinearizeTransform(DiffTransform):
         self._push = jax.jit(_push, static_argnums=0)
 
     def _drive(self, *args: Any, **kwargs: Any) -> Any:
-        call = PureCall(self, args, kwargs)
+        call = make_call(self, args, kwargs)
         y, linear, (aux, new) = jax.linearize(call, *call.primals, has_aux=True)
         call.write(new)
         spec = _PushSpec(self, call)

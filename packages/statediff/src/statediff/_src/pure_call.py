@@ -19,10 +19,11 @@ import jax
 from stategraph import State
 from statejax import StatefulFunction
 
+from .jax_compat import DISABLE_JIT
 from .options import Argnums, GradStates
 from .quantity import find_quantity
 
-__all__ = ["DiffTransform", "PureCall"]
+__all__ = ["DiffTransform", "PureCall", "make_call"]
 
 
 class DiffTransform:
@@ -71,6 +72,8 @@ class DiffTransform:
         raise NotImplementedError
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if DISABLE_JIT.value:  # under jax.disable_jit(): run the Python body, op by op
+            return self._drive(*args, **kwargs)
         return self._driver._call(*args, **kwargs)
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
@@ -189,6 +192,15 @@ class PureCall:
         """Write the written states back with their primal values (recorded writes)."""
         for state, value in zip(self.written, new, strict=True):
             state.value = value
+
+
+def make_call(owner: DiffTransform, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A :class:`PureCall`, or its eager twin under ``jax.disable_jit()``."""
+    if DISABLE_JIT.value:
+        from .eager import EagerCall
+
+        return EagerCall(owner, args, kwargs)
+    return PureCall(owner, args, kwargs)
 
 
 def _no_quantity(api: str, what: str, value: Any) -> None:

@@ -13,6 +13,7 @@ from stategraph import State
 from statejax import StatefulFunction
 
 from .debug_nan import bad_flag, call_checked
+from .jax_compat import DISABLE_JIT
 from .options import Argnums, GradStates
 from .quantity import find_quantity
 
@@ -116,6 +117,10 @@ class GradientTransform:
         functools.update_wrapper(self, target, updated=())
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if DISABLE_JIT.value:  # as jax.grad under jax.disable_jit(): run the Python body
+            from .eager import gradient_eager
+
+            return gradient_eager(self, args, kwargs)
         if self.debug_nan:
             return call_checked(self, args, kwargs)
         return self._driver._call(*args, **kwargs)

@@ -13,7 +13,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from .pure_call import DiffTransform, PureCall
+from .pure_call import DiffTransform, make_call
 from .tangents import tangent_dtype
 from .units_hook import units_backend
 from .weak_cache import cached
@@ -131,7 +131,7 @@ class VJPTransform(DiffTransform):
         self._pull = jax.jit(_pull, static_argnums=0)
 
     def _drive(self, *args: Any, **kwargs: Any) -> Any:
-        call = PureCall(self, args, kwargs)
+        call = make_call(self, args, kwargs)
         y, pullback, (aux, new) = jax.vjp(call, *call.primals, has_aux=True)
         call.write(new)
         spec = _PullbackSpec(self, y)
