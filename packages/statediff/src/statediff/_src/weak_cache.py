@@ -35,18 +35,20 @@ def _is_state(x: Any) -> bool:
     return isinstance(x, State)
 
 
-def _owners(fun: Any) -> tuple[Any, ...] | None:
-    """Return the objects that identify ``fun`` (held weakly), or None if one cannot be."""
-    if isinstance(fun, types.MethodType):
-        parts: tuple[Any, ...] = (fun.__self__, fun.__func__)
-    else:
-        parts = (fun,)
+def _owners(fun: Any) -> tuple[Any, ...]:
+    """Return the objects that identify ``fun`` (held weakly by the cache)."""
+    if type(fun) is types.MethodType:
+        return (fun.__self__, fun.__func__)
+    return (fun,)
+
+
+def _weakable(parts: tuple[Any, ...]) -> bool:
     try:
         for p in parts:
             weakref.ref(p)
     except TypeError:
-        return None
-    return parts
+        return False
+    return True
 
 
 def _weak_proxy(fun: Any, refs: tuple[weakref.ref, ...]) -> Callable[..., Any]:
@@ -72,14 +74,24 @@ def _weak_proxy(fun: Any, refs: tuple[weakref.ref, ...]) -> Callable[..., Any]:
 
 
 def _states_key(grad_states: Any) -> tuple[Any, list[State]] | None:
+    """A hashable key of ``grad_states`` by the states' identities, and the states."""
     if grad_states is None:
         return (), []
     if isinstance(grad_states, State):
-        return (id(grad_states),), [grad_states]
+        return id(grad_states), [grad_states]
+    kind = type(grad_states)
+    if kind is dict:  # the common containers, without a pytree flatten (it is slow)
+        states = list(grad_states.values())
+        if all(isinstance(v, State) for v in states):
+            return (tuple(grad_states), tuple(map(id, states))), states
+    elif kind is list or kind is tuple:
+        states = list(grad_states)
+        if all(isinstance(v, State) for v in states):
+            return (kind, tuple(map(id, states))), states
     leaves, treedef = jax.tree.flatten(grad_states, is_leaf=_is_state)
     if not all(isinstance(s, State) for s in leaves):
         return None  # let the transform raise its clear error
-    return (treedef, *map(id, leaves)), leaves
+    return (treedef, tuple(map(id, leaves))), leaves
 
 
 def cached(
@@ -97,18 +109,21 @@ def cached(
     """
     owners = _owners(fun)
     sk = _states_key(grad_states)
-    if owners is None or sk is None:
+    if sk is None:
         return build(fun, grad_states, False)
-    key = (kind, tuple(map(id, owners)), sk[0], options)
+    key = (kind, id(owners[0]), id(owners[-1]), sk[0], options)
     try:
         entry = _ENTRIES.get(key)
     except TypeError:  # unhashable settings: the transform's own checks will judge them
         return build(fun, grad_states, False)
     if entry is not None:
-        with _LOCK:
-            if key in _ENTRIES:
-                _ENTRIES.move_to_end(key)
+        try:
+            _ENTRIES.move_to_end(key)
+        except KeyError:  # evicted meanwhile by another thread
+            pass
         return entry[0]
+    if not _weakable(owners):
+        return build(fun, grad_states, False)
 
     def evict(_ref: Any, key: Any = key) -> None:
         with _LOCK:
