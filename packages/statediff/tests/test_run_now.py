@@ -317,3 +317,24 @@ def test_builder_classes_keep_the_configured_form():
     np.testing.assert_allclose(f_jvp((3.0,), (1.0,), 1.0)[1], 5.0)
     y, jvp_fn = sd.LinearizeTransform(lambda x: w.value * x, grad_states=w)(3.0)
     np.testing.assert_allclose(jvp_fn(state_tangents=1.0), 3.0)
+
+
+def test_run_now_forms_nest_in_other_transforms():
+    w = sg.ParamState(jnp.array([1.0, 2.0]), name="w")
+
+    def f(x):
+        return jnp.sum(jnp.sin(w.value * x))
+
+    pure = lambda wv, x: jnp.sum(jnp.sin(wv * x))  # noqa: E731
+    got = sd.jacfwd(lambda x: sd.vjp(f, x, grad_states=w, argnums=None)[1](1.0))(2.0)
+    assert_tree_close(got, jax.jacfwd(lambda x: jax.grad(pure)(w.value, x))(2.0))
+    xs = jnp.arange(3.0)
+    got = sj.vmap(lambda x: sd.jvp(f, (x,), (1.0,))[1])(xs)
+    assert_tree_close(
+        got, jax.vmap(lambda x: jax.jvp(lambda x: pure(w.value, x), (x,), (1.0,))[1])(xs)
+    )
+    got = sj.vmap(lambda x: sd.linearize(f, x, grad_states=w)[1](0.0, state_tangents=jnp.ones(2)))(
+        xs
+    )
+    want = jax.vmap(lambda x: jax.jvp(lambda wv: pure(wv, x), (w.value,), (jnp.ones(2),))[1])(xs)
+    assert_tree_close(got, want)
