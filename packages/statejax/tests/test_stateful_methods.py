@@ -117,10 +117,8 @@ def test_jaxpr_call_is_pure_and_composes_with_jax():
 def test_return_only_write_false_reports_every_state():
     a, b, c, f, pure = _model()
 
-    class AllStates(sj.StatefulFunction):
-        return_only_write = False
-
-    sf = AllStates(f)
+    sf = sj.StatefulFunction(f, return_only_write=False, name="f")
+    assert sf.name == "f"
     vals = [jnp.full(2, 2.0), jnp.full(2, 0.5), jnp.array(0.0)]
     new, out = sf.jaxpr_call(vals, 3.0)
     close(new[0], vals[0])
@@ -184,3 +182,12 @@ def test_make_jaxpr_return_shape_and_static_arguments():
     flat = jax.core.eval_jaxpr(jaxpr.jaxpr, jaxpr.consts, 2.0, a.value, b.value, c.value)
     (out, aux), (nb, nc) = pure(a.value, b.value, 2.0, 3.0)
     close(flat, [out, aux["x"], a.value, nb, nc])
+
+
+def test_brainstate_constructor_options_not_provided():
+    with pytest.raises(NotImplementedError, match="axis_env= is not provided"):
+        sj.StatefulFunction(lambda x: x, axis_env=[("i", 2)])
+    with pytest.raises(NotImplementedError, match="ir_optimizations= is not provided"):
+        sj.StatefulFunction(lambda x: x, ir_optimizations="dce")
+    with pytest.raises(TypeError):
+        sj.StatefulFunction(lambda x: x, not_an_option=1)

@@ -59,6 +59,8 @@ class StatefulFunction(BrainstateMethods):
         static_argnames: Names of keyword arguments that are static.
         jit_kwargs: Extra keyword arguments for the underlying ``jax.jit``.
         api: Name used in error messages.
+        **brainstate_options: brainstate's ``name=`` and ``return_only_write=``
+            (see :class:`~statejax._src.stateful_methods.BrainstateMethods`).
 
     Example:
         >>> import jax.numpy as jnp, stategraph as sg, statejax as sj
@@ -86,11 +88,13 @@ class StatefulFunction(BrainstateMethods):
         jit_kwargs: dict[str, Any] | None = None,
         donate_states: bool = False,
         api: str = "StatefulFunction",
+        **brainstate_options: Any,
     ) -> None:
         if not callable(fun):
             raise TypeError(f"{api}: expected a callable, got {type(fun).__name__} {fun!r}.")
         self.fun = fun
         self.api = api
+        self._set_brainstate_options(**brainstate_options)  # name=, return_only_write=, ...
         if isinstance(static_argnames, str):
             static_argnames = (static_argnames,)
         # As jax.jit: a static parameter is static whether passed by position or by name.

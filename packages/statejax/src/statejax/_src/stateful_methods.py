@@ -100,9 +100,11 @@ def _abstract(x: Any) -> jax.ShapeDtypeStruct:
 class BrainstateMethods:
     """brainstate 0.5.4's ``StatefulFunction`` API, for :class:`statejax.StatefulFunction`.
 
-    ``return_only_write`` (class attribute, ``True`` as brainstate's default)
-    selects whether :meth:`jaxpr_call` and :meth:`get_out_shapes` report only
-    the written states (``None`` for the others) or every state.
+    ``return_only_write`` (a constructor option, ``True`` as brainstate's
+    default) selects whether :meth:`get_jaxpr`, :meth:`jaxpr_call` and
+    :meth:`get_out_shapes` report only the written states (``None`` for the
+    others) or every state; ``name`` is kept as an attribute. brainstate's
+    ``axis_env`` and ``ir_optimizations`` are not provided.
 
     Example:
         >>> import jax.numpy as jnp, stategraph as sg, statejax as sj
@@ -122,6 +124,27 @@ class BrainstateMethods:
     """
 
     return_only_write: bool = True
+    name: str | None = None
+
+    def _set_brainstate_options(
+        self,
+        name: str | None = None,
+        return_only_write: bool = True,
+        axis_env: Any = None,
+        ir_optimizations: Any = None,
+    ) -> None:
+        """Take brainstate's constructor options ``name`` and ``return_only_write``."""
+        for option, value in (("axis_env", axis_env), ("ir_optimizations", ir_optimizations)):
+            if value is not None:
+                raise NotImplementedError(
+                    f"{getattr(self, 'api', 'StatefulFunction')}: brainstate's {option}= is "
+                    f"not provided (got {value!r}); see the migration page. Fix: drop it "
+                    "(XLA optimises the compiled code; collectives need their axis from an "
+                    "enclosing sj.vmap or sj.shard_map)."
+                )
+        if name is not None:
+            self.name = str(name)
+        self.return_only_write = bool(return_only_write)
 
     # These are defined by StatefulFunction.
     trace: Callable[..., Lifted]
