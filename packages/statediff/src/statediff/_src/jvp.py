@@ -242,4 +242,6 @@ def jvp(
         return JVPTransform(target, gs, argnums, has_aux, check_states, name=_API, weak_states=weak)
 
     transform = cached(build, "jvp", fun, grad_states, settings)
-    return transform(tuple(primals), tuple(tangents), state_tangents)
+    if DISABLE_JIT.value:  # under jax.disable_jit(): run the Python body, op by op
+        return transform._drive(tuple(primals), tuple(tangents), state_tangents)
+    return transform._driver._call(tuple(primals), tuple(tangents), state_tangents)

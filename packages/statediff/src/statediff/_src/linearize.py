@@ -12,6 +12,7 @@ from typing import Any
 
 import jax
 
+from .jax_compat import DISABLE_JIT
 from .jvp import all_positions
 from .pure_call import DiffTransform, make_call
 from .tangents import arg_tangents
@@ -202,4 +203,7 @@ def linearize(
             target, gs, argnums, has_aux, check_states, name=_API, weak_states=weak
         )
 
-    return cached(build, "linearize", fun, grad_states, settings)(*primals)
+    transform = cached(build, "linearize", fun, grad_states, settings)
+    if DISABLE_JIT.value:  # under jax.disable_jit(): run the Python body, op by op
+        return transform._drive(*primals)
+    return transform._driver._call(*primals)

@@ -13,6 +13,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from .jax_compat import DISABLE_JIT
 from .pure_call import DiffTransform, make_call
 from .tangents import tangent_dtype
 from .units_hook import units_backend
@@ -257,4 +258,7 @@ def vjp(
     def build(target: Any, gs: Any, weak: bool) -> VJPTransform:
         return VJPTransform(target, gs, eff, has_aux, check_states, name=_API, weak_states=weak)
 
-    return cached(build, "vjp", fun, grad_states, settings)(*primals)
+    transform = cached(build, "vjp", fun, grad_states, settings)
+    if DISABLE_JIT.value:  # under jax.disable_jit(): run the Python body, op by op
+        return transform._drive(*primals)
+    return transform._driver._call(*primals)
