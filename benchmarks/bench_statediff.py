@@ -7,7 +7,10 @@ four parameters are ParamStates; loss = mean squared error on a batch of 16. Tar
   ``jax.jit(jax.grad(pure_loss))``;
 - eager ``sd.grad(loss, grad_states=params)`` (no jit) <= 1.5x that jitted plain-JAX call;
 - ``sj.jit(sd.jacfwd(mlp, grad_states=W1))`` <= 1.05x ``jax.jit(jax.jacfwd(...))``;
-- first call <= 1.3x plain JAX's first call.
+- first call <= 1.3x plain JAX's first call;
+- eager siblings (issue 9): eager ``sd.jvp``, ``sd.vjp`` (forward and ``vjp_fn``),
+  ``sd.vector_grad`` and ``sd.linearize`` <= 1.05x the jitted plain-JAX equivalent
+  (``jax.jit(lambda *a: jax.vjp(...))`` etc.); ``--siblings`` runs only these.
 
     python benchmarks/bench_statediff.py [--quick]
 """
@@ -78,6 +81,67 @@ def per_call_cases() -> dict:
     return grad_cases, jac_cases
 
 
+def eager_sibling_cases() -> dict[str, dict]:
+    """Per family, ``{name: call}``: the eager statediff call and its jitted plain-JAX twin."""
+    params, x, y, mlp, loss = make_model()
+    pv = {k: s.value for k, s in params.items()}
+    tx = jnp.ones_like(x)
+    ct = jnp.ones((16, 8))
+    br = jax.block_until_ready
+
+    plain_jvp = jax.jit(lambda p, x, t: jax.jvp(lambda x: pure_mlp(p, x), (x,), (t,)))
+    plain_vjp = jax.jit(lambda p, x: jax.vjp(lambda p: pure_mlp(p, x), p))
+    plain_pull = jax.jit(lambda fn, c: fn(c))
+    _, plain_fn = plain_vjp(pv, x)
+    _, sd_fn = sd.vjp(mlp, x, grad_states=params, argnums=None)
+    plain_vg = jax.jit(
+        lambda p, x: jax.vjp(lambda p: pure_mlp(p, x), p)[1](jnp.ones((16, 8)))[0]
+    )
+    sd_vg = sd.vector_grad(mlp, grad_states=params)
+    plain_lin = jax.jit(lambda p, x: jax.linearize(lambda x: pure_mlp(p, x), x))
+    return {
+        "jvp": {
+            "jax.jit(jax.jvp)": lambda: br(plain_jvp(pv, x, tx)),
+            "eager sd.jvp": lambda: br(sd.jvp(mlp, (x,), (tx,))),
+        },
+        "vjp": {
+            "jax.jit(jax.vjp)": lambda: br(plain_vjp(pv, x)),
+            "eager sd.vjp": lambda: br(sd.vjp(mlp, x, grad_states=params, argnums=None)),
+        },
+        "vjp_fn": {
+            "jax.jit(vjp_fn)": lambda: br(plain_pull(plain_fn, ct)),
+            "sd vjp_fn": lambda: br(sd_fn(ct)),
+        },
+        "vector_grad": {
+            "jax.jit(vjp(ones))": lambda: br(plain_vg(pv, x)),
+            "eager sd.vector_grad": lambda: br(sd_vg(x)),
+        },
+        "linearize": {
+            "jax.jit(jax.linearize)": lambda: br(plain_lin(pv, x)),
+            "eager sd.linearize": lambda: br(sd.linearize(mlp, x)),
+        },
+    }
+
+
+def eager_sibling_rows(blocks: int) -> list[dict]:
+    """Rows of the eager-siblings table (target 1.05x each)."""
+    rows = []
+    for family, cases in eager_sibling_cases().items():
+        (base_name, ours_name) = list(cases)
+        t = interleaved(cases, blocks=blocks)
+        rows.append(
+            {
+                "case": f"eager {family} MLP",
+                "jax_us": t[base_name] * 1e6,
+                "statediff_us": t[ours_name] * 1e6,
+                "ratio": t[ours_name] / t[base_name],
+                "target": 1.05,
+                "ok": t[ours_name] / t[base_name] <= 1.05,
+            }
+        )
+    return rows
+
+
 def first_call_makers() -> dict:
     def make_plain():
         params, x, y, _, _ = make_model()
@@ -97,6 +161,11 @@ def main() -> int:
     quick = "--quick" in sys.argv
     core = pin_one_core()
     blocks = 5 if quick else 15
+    if "--siblings" in sys.argv:
+        rows = eager_sibling_rows(blocks)
+        columns = ["case", "jax_us", "statediff_us", "ratio", "target", "ok"]
+        print_table(f"eager siblings vs jitted plain JAX (pinned core {core})", rows, columns)
+        return 0
     grad_cases, jac_cases = per_call_cases()
     tg = interleaved(grad_cases, blocks=blocks)
     tj = interleaved(jac_cases, blocks=blocks)
@@ -134,6 +203,7 @@ def main() -> int:
     ]
     for r in rows:
         r["ok"] = r["ratio"] <= r["target"]
+    rows += eager_sibling_rows(blocks)
     print_table(
         f"statediff vs plain JAX (median per call, pinned core {core})",
         rows,

@@ -1,7 +1,8 @@
-"""``sd.linearize``: compared against ``jax.linearize`` on the equivalent pure function."""
+"""``sd.LinearizeTransform`` (builder form of ``sd.linearize``): compared against JAX."""
 
 from __future__ import annotations
 
+import functools
 import pathlib
 import sys
 
@@ -59,7 +60,7 @@ def test_matches_jax_linearize(params):
     else:
         want_y, want_fn = jax.linearize(fn, *primals)
         want = want_fn(*t_args)
-    lin = sd.linearize(
+    lin = sd.LinearizeTransform(
         case.f, grad_states=case.grad_states if use_states else None, argnums=argnums
     )
     y, jvp_fn = lin(x, z)
@@ -80,7 +81,7 @@ def test_default_is_jax_linearize_on_all_arguments():
 
     x, p = jnp.arange(3.0), {"u": jnp.array(2.0), "v": jnp.ones(4)}
     tx, tp = jnp.ones(3), {"u": jnp.array(0.5), "v": jnp.arange(4.0)}
-    y, fn = sd.linearize(f)(x, p)
+    y, fn = sd.LinearizeTransform(f)(x, p)
     want_y, want_fn = jax.linearize(f, x, p)
     assert_tree_close(y, want_y)
     assert_tree_close(fn(tx, tp), want_fn(tx, tp))
@@ -90,14 +91,14 @@ def test_matches_sd_jvp():
     case = Case("nested", (3,), (2, 3), seed=4)
     x, z = jnp.ones(2), jnp.ones(3)
     ts = {"a": [jnp.arange(3.0)], "b": (jnp.ones((2, 3)),)}
-    y, fn = sd.linearize(case.f, grad_states=case.grad_states, argnums=1)(x, z)
-    y2, ty2 = sd.jvp(case.f, grad_states=case.grad_states, argnums=1)((x, z), (z,), ts)
+    y, fn = sd.LinearizeTransform(case.f, grad_states=case.grad_states, argnums=1)(x, z)
+    y2, ty2 = sd.JVPTransform(case.f, grad_states=case.grad_states, argnums=1)((x, z), (z,), ts)
     assert_tree_close((y, fn(z, state_tangents=ts)), (y2, ty2))
 
 
 def test_missing_state_tangents_are_zeros():
     case = Case("dict", (3,), (2,), seed=1)
-    y, fn = sd.linearize(case.f, grad_states=case.grad_states)(jnp.ones(()), jnp.ones(2))
+    y, fn = sd.LinearizeTransform(case.f, grad_states=case.grad_states)(jnp.ones(()), jnp.ones(2))
     ta = jnp.arange(3.0)
     full = fn(state_tangents={"a": ta, "b": jnp.zeros(2)})
     assert_tree_close(fn(state_tangents={"a": ta}), full)
@@ -113,7 +114,7 @@ def test_has_aux_and_write_back():
         h.value = h.value * 0.5 + w.value * x
         return (h.value**2).sum(), {"h": h.value}
 
-    y, fn, aux = sd.linearize(step, grad_states=w, argnums=0, has_aux=True)(2.0)
+    y, fn, aux = sd.LinearizeTransform(step, grad_states=w, argnums=0, has_aux=True)(2.0)
     np.testing.assert_allclose(h.value, [2.0, 4.0])
     np.testing.assert_allclose(aux["h"], [2.0, 4.0])
     want = jax.jvp(lambda wv, x: ((wv * x) ** 2).sum(), (w.value, 2.0), (jnp.ones(2), 1.0))[1]
@@ -128,7 +129,7 @@ def test_nests_inside_grad_over_states():
         return jnp.sum(jnp.sin(w.value * x))
 
     pure = lambda wv, x: jnp.sum(jnp.sin(wv * x))  # noqa: E731
-    got = sd.grad(lambda: sd.linearize(f, argnums=0)(2.0)[1](1.0), grad_states=w)()
+    got = sd.grad(lambda: sd.LinearizeTransform(f, argnums=0)(2.0)[1](1.0), grad_states=w)()
     want = jax.grad(lambda wv: jax.jvp(lambda x: pure(wv, x), (2.0,), (1.0,))[1])(w.value)
     assert_tree_close(got, want)
 
@@ -137,7 +138,7 @@ def test_inside_vmap():
     case = Case("single", (3,), (2,), seed=3)
     xs, z = jnp.arange(4.0), jnp.ones(2)
     ta = jnp.ones(3)
-    lin = sd.linearize(case.f, grad_states=case.grad_states, argnums=0)
+    lin = sd.LinearizeTransform(case.f, grad_states=case.grad_states, argnums=0)
     got = sj.vmap(lambda x: lin(x, z)[1](1.0, state_tangents=ta))(xs)
     fn = case.pure_of((0,), (None, z), True)
     want = jax.vmap(lambda x: jax.jvp(fn, (case.values(), x), (ta, 1.0))[1])(xs)
@@ -147,7 +148,7 @@ def test_inside_vmap():
 def test_decorator_form():
     w = sg.ParamState(jnp.array(2.0), name="w")
 
-    @sd.linearize(argnums=0)
+    @functools.partial(sd.LinearizeTransform, argnums=0)
     def f(x):
         return w.value * x
 
@@ -161,10 +162,10 @@ def test_unit_aware_delegates_to_backend(monkeypatch):
     class Backend:
         def make(self, kind, func, **options):
             seen.update(kind=kind, options=options)
-            return "made"
+            return lambda *a: "made"
 
     monkeypatch.setattr(units_hook, "_BACKEND", [Backend()])
-    assert sd.linearize(lambda x: x, unit_aware=True) == "made"
+    assert sd.linearize(lambda x: x, 1.0, unit_aware=True) == "made"
     assert seen["kind"] == "linearize"
 
 
@@ -176,12 +177,12 @@ def test_errors():
         return w.value * x * y
 
     with pytest.raises(TypeError, match=r"grad_states.*is ndarray"):
-        sd.linearize(f, grad_states=np.ones(2))
+        sd.LinearizeTransform(f, grad_states=np.ones(2))
     with pytest.raises(ValueError, match=r"argnums=\(1, 1\)"):
-        sd.linearize(f, argnums=(1, 1))
+        sd.LinearizeTransform(f, argnums=(1, 1))
     with pytest.raises(ValueError, match=r"argnums=5 refers to positional argument 5"):
-        sd.linearize(f, argnums=5)(1.0, 2.0)
-    y, fn = sd.linearize(f, grad_states={"w": w}, argnums=(1,))(1.0, 2.0)
+        sd.LinearizeTransform(f, argnums=5)(1.0, 2.0)
+    y, fn = sd.LinearizeTransform(f, grad_states={"w": w}, argnums=(1,))(1.0, 2.0)
     with pytest.raises(ValueError, match=r"got 2 tangent\(s\), but 1 argument"):
         fn(1.0, 1.0)
     with pytest.raises(ValueError, match=r"positional argument 1 \(argnums=\(1,\)\) has shape"):
@@ -190,6 +191,6 @@ def test_errors():
         fn(1.0, state_tangents={"w": jnp.ones(5)})
     with pytest.raises(TypeError, match="container shape of grad_states"):
         fn(1.0, state_tangents=[jnp.ones(2)])
-    y, fn = sd.linearize(f)(1.0, 2.0)
+    y, fn = sd.LinearizeTransform(f)(1.0, 2.0)
     with pytest.raises(TypeError, match="grad_states is None"):
         fn(1.0, 1.0, state_tangents=jnp.ones(2))

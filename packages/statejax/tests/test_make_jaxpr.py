@@ -1,4 +1,4 @@
-"""statejax.make_jaxpr: the closed jaxpr of a stateful function and its states."""
+"""statejax.make_jaxpr: the jaxpr of a stateful function and its states, in brainstate's layout."""
 
 from __future__ import annotations
 
@@ -36,24 +36,31 @@ def test_returns_the_jaxpr_and_the_read_then_write_only_states():
         out.value = h.value.sum()  # out written, never read
         return h.value * 2
 
-    def pure(h_value, w_value, x):
+    def pure(h_value, w_value, out_value, x):
         new_h = h_value + w_value * x
-        return new_h * 2, new_h, new_h.sum()
+        return new_h * 2, new_h, w_value, new_h.sum()
 
     before = [s.value for s in (w, h, out)]
     jaxpr, states = sj.make_jaxpr(fun)(2.0)
     assert states == [h, w, out]
-    # Inputs: x, then the read states h, w. Outputs: result, then written h, out.
-    assert len(jaxpr.in_avals) == 1 + 2
-    assert len(jaxpr.out_avals) == 1 + 2
-    flat = evaluate(jaxpr, 2.0, h.value, w.value)
-    assert_tree_equal(flat, list(jax.jit(pure)(h.value, w.value, 2.0)))
+    # brainstate's layout. Inputs: x, then every state h, w, out. Outputs: result, then
+    # every state's final value (return_only_write=False, the default).
+    assert len(jaxpr.in_avals) == 1 + 3
+    assert len(jaxpr.out_avals) == 1 + 3
+    flat = evaluate(jaxpr, 2.0, h.value, w.value, out.value)
+    assert_tree_equal(flat, list(jax.jit(pure)(h.value, w.value, out.value, 2.0)))
     assert all(
         s.value is v for s, v in zip((w, h, out), before, strict=True)
     )  # the states are untouched
-    expected = jax.make_jaxpr(pure)(h.value, w.value, 2.0)
+    expected = jax.make_jaxpr(pure)(h.value, w.value, out.value, 2.0)
     assert jaxpr.out_avals == expected.out_avals
     assert sorted(map(str, jaxpr.in_avals)) == sorted(map(str, expected.in_avals))
+    # return_only_write=True: the outputs are the result, then the written h and out.
+    jaxpr, states = sj.make_jaxpr(fun, return_only_write=True)(2.0)
+    assert states == [h, w, out] and len(jaxpr.out_avals) == 1 + 2
+    flat = evaluate(jaxpr, 2.0, h.value, w.value, out.value)
+    full = jax.jit(pure)(h.value, w.value, out.value, 2.0)
+    assert_tree_equal(flat, [full[0], full[1], full[3]])
 
 
 def test_return_shape_gives_the_user_output_shapes():
@@ -67,7 +74,8 @@ def test_return_shape_gives_the_user_output_shapes():
     assert shapes == jax.eval_shape(fun, jnp.ones(2))
     assert len(jaxpr.in_avals) == 1 + 2  # x, then the two leaves of w's value
     flat = evaluate(jaxpr, jnp.arange(2.0), *jax.tree.leaves(w.value))
-    assert_tree_equal(flat, jax.tree.leaves(jax.jit(fun)(jnp.arange(2.0))))
+    want = jax.tree.leaves(jax.jit(fun)(jnp.arange(2.0))) + jax.tree.leaves(w.value)
+    assert_tree_equal(flat, want)  # w is read only: its value passes through
 
 
 def test_static_arguments_and_kwargs():
@@ -157,6 +165,10 @@ def test_states_in_first_access_order_and_the_jaxpr_is_the_pure_function(n, mode
     written = [states[i] for i in order if modes[i] != "r"]
     write_only = [states[i] for i in order if modes[i] == "w"]
     assert got == read + write_only
-    flat = evaluate(jaxpr, x, *[s.value for s in read])
+    flat = evaluate(jaxpr, x, *[s.value for s in got])
     out_e, values_e = jax.jit(pure)([s.value for s in states], x)
-    assert_tree_equal(flat, [out_e, *[values_e[states.index(s)] for s in written]])
+    assert_tree_equal(flat, [out_e, *[values_e[states.index(s)] for s in got]])
+    jaxpr, got = sj.make_jaxpr(fun, return_only_write=True)(x)
+    flat = evaluate(jaxpr, x, *[s.value for s in got])
+    only = [s for s in got if any(s is w for w in written)]
+    assert_tree_equal(flat, [out_e, *[values_e[states.index(s)] for s in only]])

@@ -46,7 +46,8 @@ from statejax._src.progress import ProgressBar
 from statejax._src.remat import checkpoint, remat
 from statejax._src.scan import scan
 from statejax._src.shard_map import shard_map
-from statejax._src.stateful import StatefulFunction, StatefulLowered, make_jaxpr
+from statejax._src.stateful import StatefulFunction, StatefulLowered
+from statejax._src.stateful_methods import make_jaxpr
 from statejax._src.switch import switch
 from statejax._src.unvmap import unvmap
 from statejax._src.vmap import vmap

@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 import statediff
 
 __all__ = ["fwd_grad", "jvp", "linearize", "vjp"]
+
+_BUILDERS = {
+    "jvp": statediff.JVPTransform,
+    "vjp": statediff.VJPTransform,
+    "linearize": statediff.LinearizeTransform,
+}
+
+
+def _product(
+    kind: str,
+    func: Any,
+    grad_states: Any,
+    argnums: Any,
+    has_aux: bool,
+    unit_aware: bool,
+    check_states: bool,
+) -> Any:
+    """Build the (builder-form) product transform ``kind``, unit-aware or plain."""
+    options = dict(
+        grad_states=grad_states, argnums=argnums, has_aux=has_aux, check_states=check_states
+    )
+    if func is None:  # decorator factory
+        return functools.partial(globals()[kind], unit_aware=unit_aware, **options)
+    if unit_aware:
+        return statediff.units_backend(f"statediff_units.{kind}").make(kind, func, **options)
+    return _BUILDERS[kind](func, name=f"statediff.{kind}", **options)
 
 
 def fwd_grad(
@@ -71,7 +98,7 @@ def jvp(
     unit_aware: bool = True,
     check_states: bool = True,
 ) -> Any:
-    """Unit-aware Jacobian-vector product: :func:`statediff.jvp` with units.
+    """Unit-aware Jacobian-vector product: :class:`statediff.JVPTransform` with units.
 
     ``f_jvp(primals, tangents=(), state_tangents=None)`` as in statediff. Each
     tangent carries its primal's unit times one common unit ``R`` (``R = 1``:
@@ -104,14 +131,7 @@ def jvp(
         >>> i, di.in_unit(u.uA / u.ms)
         (Quantity(6., "uA"), Quantity(3.5, "uA / ms"))
     """
-    return statediff.jvp(
-        func,
-        grad_states=grad_states,
-        argnums=argnums,
-        has_aux=has_aux,
-        unit_aware=unit_aware,
-        check_states=check_states,
-    )
+    return _product("jvp", func, grad_states, argnums, has_aux, unit_aware, check_states)
 
 
 def vjp(
@@ -122,7 +142,7 @@ def vjp(
     unit_aware: bool = True,
     check_states: bool = True,
 ) -> Any:
-    """Unit-aware vector-Jacobian product: :func:`statediff.vjp` with units.
+    """Unit-aware vector-Jacobian product: :class:`statediff.VJPTransform` with units.
 
     ``vjp_fn(cotangent)``: each cotangent leaf ``c`` of output leaf ``y`` must
     give one common unit ``Q = unit(c) * unit(y)`` (a plain cotangent of an
@@ -148,14 +168,7 @@ def vjp(
         >>> vjp_fn(jnp.ones(2))
         {'g': Quantity([3. 3.], "mV")}
     """
-    return statediff.vjp(
-        func,
-        grad_states=grad_states,
-        argnums=argnums,
-        has_aux=has_aux,
-        unit_aware=unit_aware,
-        check_states=check_states,
-    )
+    return _product("vjp", func, grad_states, argnums, has_aux, unit_aware, check_states)
 
 
 def linearize(
@@ -166,7 +179,7 @@ def linearize(
     unit_aware: bool = True,
     check_states: bool = True,
 ) -> Any:
-    """Unit-aware linearization: :func:`statediff.linearize` with units.
+    """Unit-aware linearization: :class:`statediff.LinearizeTransform` with units.
 
     ``jvp_fn(*tangents, state_tangents=None)`` follows the units rule of
     :func:`jvp`.
@@ -188,11 +201,4 @@ def linearize(
         >>> jvp_fn(1.0 * u.ms)
         Quantity(6., "ms^2")
     """
-    return statediff.linearize(
-        func,
-        grad_states=grad_states,
-        argnums=argnums,
-        has_aux=has_aux,
-        unit_aware=unit_aware,
-        check_states=check_states,
-    )
+    return _product("linearize", func, grad_states, argnums, has_aux, unit_aware, check_states)

@@ -31,6 +31,12 @@ KINDS: dict[str, int] = {
 }
 # Product transforms: kind -> unit-aware class.
 PRODUCTS: dict[str, Any] = {"jvp": UnitJVP, "vjp": UnitVJP, "linearize": UnitLinearize}
+# The builder classes of statediff's run-now product transforms.
+BUILDERS: dict[str, Any] = {
+    "jvp": statediff.JVPTransform,
+    "vjp": statediff.VJPTransform,
+    "linearize": statediff.LinearizeTransform,
+}
 
 
 class UnitsBackend:
@@ -75,9 +81,10 @@ class UnitsBackend:
                 f"statediff.{kind} with unit_aware=False and unit-free values."
             )
         options.pop("unit_aware", None)
+        if kind in PRODUCTS:  # statediff's run-now products: build their builder classes
+            builder = BUILDERS[kind]
+            return PRODUCTS[kind](builder(func, name=f"statediff.{kind}", **options))
         plain = api(func, unit_aware=False, **options)
-        if kind in PRODUCTS:
-            return PRODUCTS[kind](plain)
         made = UnitGradientTransform(
             plain,
             grad_states=options.get("grad_states"),

@@ -231,6 +231,7 @@ class UnitGradientTransform(statediff.GradientTransform):
             integer_inputs=plain.integer_inputs,
             holomorphic=plain.holomorphic,
             complex_inputs=plain.complex_inputs,
+            debug_nan=plain.debug_nan,
         )
         self.target = plain.target
         self.order = order

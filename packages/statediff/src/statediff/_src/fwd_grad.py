@@ -91,7 +91,24 @@ def draw_tangents(key: jax.Array, primals: Any, tangent_size: int) -> Any:
     return jax.tree.unflatten(tree, drawn)
 
 
-def _fwd_grad_transform(keys: _KeySource, tangent_size: int) -> Callable[..., Any]:
+def _check_clip(drct_der_clip: Any) -> float | None:
+    if drct_der_clip is None:
+        return None
+    ok = isinstance(drct_der_clip, (int, float, np.integer, np.floating)) and not isinstance(
+        drct_der_clip, bool
+    )
+    if not ok or not float(drct_der_clip) > 0:
+        raise ValueError(
+            f"{_API}: drct_der_clip must be a positive number or None (no clipping), got "
+            f"{type(drct_der_clip).__name__} {drct_der_clip!r}. Fix: e.g. drct_der_clip=10.0 "
+            "(each directional derivative is clipped to [-10, 10])."
+        )
+    return float(drct_der_clip)
+
+
+def _fwd_grad_transform(
+    keys: _KeySource, tangent_size: int, clip: float | None = None
+) -> Callable[..., Any]:
     def transform(fun: Callable[..., Any], argnums: Any, has_aux: bool) -> Callable[..., Any]:
         single = isinstance(argnums, int)
         nums = (argnums,) if single else tuple(argnums)
@@ -108,6 +125,8 @@ def _fwd_grad_transform(keys: _KeySource, tangent_size: int) -> Callable[..., An
             _check_scalar(y)
             vs = draw_tangents(keys.next(), diff, tangent_size)
             ds = jax.vmap(lambda v: linear(*v))(vs)  # directional derivatives, shape (T,)
+            if clip is not None:  # as brainstate: clip each directional derivative
+                ds = jnp.clip(ds, -clip, clip)
             grads = jax.tree.map(
                 lambda x, v: (jnp.tensordot(ds, v, axes=(0, 0)) / tangent_size).astype(
                     jnp.result_type(x)
@@ -141,9 +160,11 @@ def fwd_grad(
     has_aux: bool = False,
     return_value: bool = False,
     tangent_size: int | None = None,
+    drct_der_clip: float | None = None,
     key: Any = None,
     unit_aware: bool = False,
     check_states: bool = True,
+    debug_nan: bool = False,
 ) -> Any:
     """Forward-gradient estimate of a scalar function (Baydin et al., 2022).
 
@@ -178,6 +199,9 @@ def fwd_grad(
         has_aux: ``func`` returns ``(value, aux)``.
         return_value: Also return the function's value.
         tangent_size: Number of random directions averaged (default 1).
+        drct_der_clip: If given, clip each directional derivative ``d`` to
+            ``[-drct_der_clip, drct_der_clip]`` before forming the estimate
+            (as brainstate), bounding the estimator's variance.
         key: The initial PRNG key: ``None`` (seed 0), an int seed, a key
             (``jax.random.key(0)`` or a raw ``jax.random.PRNGKey(0)``), or a
             ``State`` holding a key, which is then used and advanced in place.
@@ -185,6 +209,10 @@ def fwd_grad(
             raw ``jax.random.key_data`` when ``key`` is a typed key).
         unit_aware: Units-aware estimates (needs ``statediff-units``).
         check_states: Raise if a state in ``grad_states`` is never touched.
+        debug_nan: Raise ``RuntimeError`` (naming the affected blocks and the
+            operation that produced the first NaN) instead of returning a
+            derivative that holds NaN or Inf, as brainstate; the failing call
+            leaves every state as it was.
 
     Returns:
         A function with ``func``'s signature (a
@@ -215,14 +243,20 @@ def fwd_grad(
         key=key,
         check_states=check_states,
     )
+    if drct_der_clip is not None:
+        options["drct_der_clip"] = drct_der_clip
+    if debug_nan:
+        options["debug_nan"] = True
     routed = route(fwd_grad, func, unit_aware, options)
     if routed is not None:
         return routed
     size = _check_tangent_size(tangent_size)
+    clip = _check_clip(drct_der_clip)
     keys = _KeySource(key)
     gt = GradientTransform(
         func,
-        _fwd_grad_transform(keys, size),
+        _fwd_grad_transform(keys, size, clip),
+        debug_nan=debug_nan,
         grad_states=grad_states,
         argnums=argnums,
         return_value=return_value,

@@ -51,6 +51,7 @@ def grad(
     holomorphic: bool = False,
     unit_aware: bool = False,
     check_states: bool = True,
+    debug_nan: bool = False,
 ) -> Any:
     """Stateful counterpart of ``jax.grad``: gradient of a scalar function.
 
@@ -70,6 +71,10 @@ def grad(
         holomorphic: ``func`` is holomorphic.
         unit_aware: Units-aware gradients (needs ``statediff-units``).
         check_states: Raise if a state in ``grad_states`` is never touched.
+        debug_nan: Raise ``RuntimeError`` (naming the affected blocks and the
+            operation that produced the first NaN) instead of returning a
+            derivative that holds NaN or Inf, as brainstate; the failing call
+            leaves every state as it was.
 
     Returns:
         A function with ``func``'s signature.
@@ -91,12 +96,15 @@ def grad(
         holomorphic=holomorphic,
         check_states=check_states,
     )
+    if debug_nan:
+        options["debug_nan"] = True
     routed = route(grad, func, unit_aware, options)
     if routed is not None:
         return routed
     return GradientTransform(
         func,
         _grad_transform(allow_int, holomorphic),
+        debug_nan=debug_nan,
         grad_states=grad_states,
         argnums=argnums,
         return_value=return_value,
@@ -118,6 +126,7 @@ def vector_grad(
     return_value: bool = False,
     unit_aware: bool = False,
     check_states: bool = True,
+    debug_nan: bool = False,
 ) -> Any:
     """Gradient of the sum of a vector (or pytree) output, by one ``jax.vjp``.
 
@@ -133,6 +142,10 @@ def vector_grad(
         return_value: Also return the function's (vector) value.
         unit_aware: Units-aware gradients (needs ``statediff-units``).
         check_states: Raise if a state in ``grad_states`` is never touched.
+        debug_nan: Raise ``RuntimeError`` (naming the affected blocks and the
+            operation that produced the first NaN) instead of returning a
+            derivative that holds NaN or Inf, as brainstate; the failing call
+            leaves every state as it was.
 
     Returns:
         A function with ``func``'s signature.
@@ -150,12 +163,15 @@ def vector_grad(
         return_value=return_value,
         check_states=check_states,
     )
+    if debug_nan:
+        options["debug_nan"] = True
     routed = route(vector_grad, func, unit_aware, options)
     if routed is not None:
         return routed
     return GradientTransform(
         func,
         _vector_grad_transform,
+        debug_nan=debug_nan,
         grad_states=grad_states,
         argnums=argnums,
         return_value=return_value,

@@ -29,6 +29,7 @@ def hessian(
     holomorphic: bool = False,
     unit_aware: bool = False,
     check_states: bool = True,
+    debug_nan: bool = False,
 ) -> Any:
     """Stateful counterpart of ``jax.hessian`` (forward-over-reverse).
 
@@ -62,6 +63,10 @@ def hessian(
         holomorphic: ``func`` is holomorphic.
         unit_aware: Units-aware Hessians (needs ``statediff-units``).
         check_states: Raise if a state in ``grad_states`` is never touched.
+        debug_nan: Raise ``RuntimeError`` (naming the affected blocks and the
+            operation that produced the first NaN) instead of returning a
+            derivative that holds NaN or Inf, as brainstate; the failing call
+            leaves every state as it was.
 
     Returns:
         A function with ``func``'s signature.
@@ -81,12 +86,15 @@ def hessian(
         holomorphic=holomorphic,
         check_states=check_states,
     )
+    if debug_nan:
+        options["debug_nan"] = True
     routed = route(hessian, func, unit_aware, options)
     if routed is not None:
         return routed
     return GradientTransform(
         func,
         _hessian_transform(holomorphic),
+        debug_nan=debug_nan,
         grad_states=grad_states,
         argnums=argnums,
         return_value=return_value,

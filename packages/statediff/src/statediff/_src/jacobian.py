@@ -68,6 +68,7 @@ def jacfwd(
     unit_aware: bool = False,
     check_states: bool = True,
     chunk_size: int | None = None,
+    debug_nan: bool = False,
 ) -> Any:
     """Stateful counterpart of ``jax.jacfwd``: forward-mode Jacobian.
 
@@ -115,6 +116,10 @@ def jacfwd(
             never touched by ``func``; with False its Jacobian is zeros.
         chunk_size: Compute the Jacobian this many basis vectors at a time,
             bounding peak memory; the result is the same.
+        debug_nan: Raise ``RuntimeError`` (naming the affected blocks and the
+            operation that produced the first NaN) instead of returning a
+            derivative that holds NaN or Inf, as brainstate; the failing call
+            leaves every state as it was.
 
     Returns:
         A function with ``func``'s signature returning what the table says.
@@ -145,7 +150,10 @@ def jacfwd(
         holomorphic=holomorphic,
         check_states=check_states,
         chunk_size=chunk_size,
+        debug_nan=debug_nan,
     )
+    if debug_nan:
+        options["debug_nan"] = True
     routed = route(jacfwd, func, unit_aware, options)
     if routed is not None:
         return routed
@@ -153,6 +161,7 @@ def jacfwd(
     return GradientTransform(
         func,
         _jacfwd_transform(chunk_size, holomorphic),
+        debug_nan=debug_nan,
         grad_states=grad_states,
         argnums=argnums,
         return_value=return_value,
@@ -174,6 +183,7 @@ def jacrev(
     unit_aware: bool = False,
     check_states: bool = True,
     chunk_size: int | None = None,
+    debug_nan: bool = False,
 ) -> Any:
     """Stateful counterpart of ``jax.jacrev``: reverse-mode Jacobian.
 
@@ -193,6 +203,10 @@ def jacrev(
         check_states: Raise if a state in ``grad_states`` is never touched.
         chunk_size: Compute the Jacobian this many cotangent basis vectors at
             a time, bounding peak memory; the result is the same.
+        debug_nan: Raise ``RuntimeError`` (naming the affected blocks and the
+            operation that produced the first NaN) instead of returning a
+            derivative that holds NaN or Inf, as brainstate; the failing call
+            leaves every state as it was.
 
     Returns:
         A function with ``func``'s signature returning what :func:`jacfwd`'s
@@ -213,7 +227,10 @@ def jacrev(
         allow_int=allow_int,
         check_states=check_states,
         chunk_size=chunk_size,
+        debug_nan=debug_nan,
     )
+    if debug_nan:
+        options["debug_nan"] = True
     routed = route(jacrev, func, unit_aware, options)
     if routed is not None:
         return routed
@@ -221,6 +238,7 @@ def jacrev(
     return GradientTransform(
         func,
         _jacrev_transform(chunk_size, holomorphic, allow_int),
+        debug_nan=debug_nan,
         grad_states=grad_states,
         argnums=argnums,
         return_value=return_value,
@@ -243,6 +261,7 @@ def jacobian(
     unit_aware: bool = False,
     check_states: bool = True,
     chunk_size: int | None = None,
+    debug_nan: bool = False,
 ) -> Any:
     """Alias of :func:`jacrev` (as ``jax.jacobian`` is of ``jax.jacrev``).
 
@@ -263,4 +282,5 @@ def jacobian(
         unit_aware=unit_aware,
         check_states=check_states,
         chunk_size=chunk_size,
+        debug_nan=debug_nan,
     )

@@ -1,4 +1,8 @@
-"""``jvp``: forward-mode Jacobian-vector products with state tangents."""
+"""``jvp``: forward-mode Jacobian-vector products with state tangents.
+
+``jvp(fun, primals, tangents, ...)`` runs now (as ``jax.jvp`` and brainstate);
+:class:`JVPTransform` is the reusable builder form.
+"""
 
 from __future__ import annotations
 
@@ -7,81 +11,25 @@ from typing import Any
 
 import jax
 
-from .pure_call import DiffTransform, PureCall
+from .jax_compat import DISABLE_JIT
+from .pure_call import DiffTransform, make_call
 from .tangents import arg_tangents, state_tangents
-from .units_hook import route
+from .units_hook import units_backend
+from .weak_cache import cached
 
 __all__ = ["JVPTransform", "jvp"]
 
 
 class JVPTransform(DiffTransform):
-    """The callable :func:`jvp` returns: ``(primals, tangents=(), state_tangents=None)``.
-
-    Used as a method decorator, the bound callable takes the primals after
-    ``self``; ``self`` is positional argument 0 for ``argnums`` (as for the
-    other statediff transforms), so give ``argnums`` explicitly.
-
-    Example:
-        >>> import jax.numpy as jnp, stategraph as sg, statediff as sd
-        >>> w = sg.ParamState(jnp.array(2.0), name="w")
-        >>> f_jvp = sd.jvp(lambda x: w.value * x, grad_states=w, argnums=0)
-        >>> f_jvp((3.0,), (1.0,), state_tangents=1.0)
-        (Array(6., dtype=float32, weak_type=True), Array(5., dtype=float32, weak_type=True))
-    """
-
-    def __call__(  # type: ignore[override]
-        self,
-        primals: Sequence[Any],
-        tangents: Sequence[Any] = (),
-        state_tangents: Any = None,
-    ) -> Any:
-        if not isinstance(primals, (tuple, list)):
-            raise TypeError(
-                f"{self.name}: primals must be a tuple (or list) of all positional arguments "
-                f"of the function, got {type(primals).__name__} {primals!r}. Fix: e.g. "
-                "primals=(x,) for a function of one argument."
-            )
-        return self._driver._call(tuple(primals), tangents, state_tangents)
-
-    def __get__(self, obj: Any, objtype: Any = None) -> Any:
-        if obj is None:
-            return self
-
-        def bound(
-            primals: Sequence[Any], tangents: Sequence[Any] = (), state_tangents: Any = None
-        ) -> Any:
-            return self((obj, *primals), tangents, state_tangents)
-
-        return bound
-
-    def _drive(self, primals: tuple[Any, ...], tangents: Any, given_states: Any) -> Any:
-        call = PureCall(self, primals, {})
-        t_states = state_tangents(self, call.grad_values, given_states)
-        t_args = arg_tangents(self, call.positions, call.primals[1:], tangents)
-        y, ty, (aux, new) = jax.jvp(call, call.primals, (t_states, *t_args), has_aux=True)
-        call.write(new)
-        return (y, ty, aux) if self.has_aux else (y, ty)
-
-
-def jvp(
-    func: Callable[..., Any] | None = None,
-    grad_states: Any = None,
-    argnums: int | tuple[int, ...] | None = None,
-    has_aux: bool = False,
-    unit_aware: bool = False,
-    check_states: bool = True,
-) -> Any:
-    """Stateful counterpart of ``jax.jvp``: forward-mode Jacobian-vector product.
+    """The builder form of :func:`jvp`: ``JVPTransform(fun, ...)(primals, tangents)``.
 
     Pushes tangents of the states in ``grad_states`` (their values at entry)
-    and of the positional arguments in ``argnums`` forward through ``func``.
+    and of the positional arguments in ``argnums`` forward through ``fun``.
     States read but not in ``grad_states`` are constants; states written
-    inside ``func`` are written back once per call with their primal values.
-
-    The returned callable is ``f_jvp(primals, tangents=(), state_tangents=None)``:
+    inside ``fun`` are written back once per call with their primal values.
 
     - ``primals``: a tuple (or list) of *all* positional arguments of
-      ``func``, as in ``jax.jvp``; arguments not in ``argnums`` are constants.
+      ``fun``, as in ``jax.jvp``; arguments not in ``argnums`` are constants.
     - ``tangents``: a tuple (or list) with one tangent per differentiated
       argument, in ``argnums`` order (a one-tuple for an int ``argnums``).
       Which arguments are differentiated:
@@ -99,47 +47,201 @@ def jvp(
       default), a ``None`` entry or a missing dict key means a zero tangent.
 
     Each tangent has its primal's structure, shape and dtype (``float0`` for
-    integer primals, as in JAX). It returns ``(primal_out, tangent_out)``, or
-    ``(primal_out, tangent_out, aux)`` with ``has_aux=True``.
+    integer primals, as in JAX). A call returns ``(primal_out, tangent_out)``,
+    or ``(primal_out, tangent_out, aux)`` with ``has_aux=True``; it is one
+    cached compiled function per signature.
+
+    Used as a method decorator, the bound callable takes the primals after
+    ``self``; ``self`` is positional argument 0 for ``argnums``, so give
+    ``argnums`` explicitly.
 
     Args:
-        func: The stateful function. Omit it to use ``jvp`` as a decorator
-            factory: ``@sd.jvp(grad_states=w)``.
+        fun: The stateful function.
         grad_states: A State, a sequence or a dict of States (nested allowed).
         argnums: Positional arguments that get tangents (see the table).
-        has_aux: ``func`` returns ``(value, aux)``; aux is returned as is.
-        unit_aware: Units-aware products (needs ``statediff-units``).
+        has_aux: ``fun`` returns ``(value, aux)``; aux is returned as is.
         check_states: Raise ``ValueError`` if a state in ``grad_states`` is
-            never touched by ``func``; with False its tangent is ignored.
-
-    Returns:
-        The callable ``f_jvp`` described above (a :class:`JVPTransform`).
+            never touched by ``fun``; with False its tangent is ignored.
+        name: API name used in error messages.
+        weak_states: Hold ``grad_states`` by weak reference (used by caches).
 
     Raises:
         TypeError: a non-State in ``grad_states`` (at construction);
             ``primals`` or ``tangents`` not a tuple; ``state_tangents`` not in
             the container shape of ``grad_states``; a tangent of the wrong
-            structure; ``has_aux=True`` and ``func`` does not return a pair.
+            structure; ``has_aux=True`` and ``fun`` does not return a pair.
         ValueError: invalid ``argnums`` (at construction) or one out of range;
             the wrong number of tangents; a tangent whose shape or dtype does
             not match its primal (the message names the state or argument).
 
     Example:
         >>> import jax.numpy as jnp, stategraph as sg, statediff as sd
+        >>> w = sg.ParamState(jnp.array(2.0), name="w")
+        >>> f_jvp = sd.JVPTransform(lambda x: w.value * x, grad_states=w, argnums=0)
+        >>> f_jvp((3.0,), (1.0,), state_tangents=1.0)
+        (Array(6., dtype=float32, weak_type=True), Array(5., dtype=float32, weak_type=True))
+    """
+
+    def __init__(
+        self,
+        fun: Callable[..., Any],
+        grad_states: Any = None,
+        argnums: int | tuple[int, ...] | None = None,
+        has_aux: bool = False,
+        check_states: bool = True,
+        *,
+        name: str = "statediff.JVPTransform",
+        weak_states: bool = False,
+    ) -> None:
+        super().__init__(
+            fun, grad_states, argnums, has_aux, check_states, name, weak_states=weak_states
+        )
+
+    def __call__(  # type: ignore[override]
+        self,
+        primals: Sequence[Any],
+        tangents: Sequence[Any] = (),
+        state_tangents: Any = None,
+    ) -> Any:
+        if not isinstance(primals, (tuple, list)):
+            raise TypeError(
+                f"{self.name}: primals must be a tuple (or list) of all positional arguments "
+                f"of the function, got {type(primals).__name__} {primals!r}. Fix: e.g. "
+                "primals=(x,) for a function of one argument."
+            )
+        if DISABLE_JIT.value:  # under jax.disable_jit(): run the Python body, op by op
+            return self._drive(tuple(primals), tangents, state_tangents)
+        return self._driver._call(tuple(primals), tangents, state_tangents)
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        if obj is None:
+            return self
+
+        def bound(
+            primals: Sequence[Any], tangents: Sequence[Any] = (), state_tangents: Any = None
+        ) -> Any:
+            return self((obj, *primals), tangents, state_tangents)
+
+        return bound
+
+    def _drive(self, primals: tuple[Any, ...], tangents: Any, given_states: Any) -> Any:
+        call = make_call(self, primals, {})
+        t_states = state_tangents(self, call.grad_values, given_states)
+        t_args = arg_tangents(self, call.positions, call.primals[1:], tangents)
+        y, ty, (aux, new) = jax.jvp(call, call.primals, (t_states, *t_args), has_aux=True)
+        call.write(new)
+        return (y, ty, aux) if self.has_aux else (y, ty)
+
+
+_API = "statediff.jvp"
+
+
+def all_positions(grad_states: Any, n: int) -> tuple[int, ...] | None:
+    """The builder ``argnums`` that differentiates every one of ``n`` positional arguments."""
+    if grad_states is None or n == 0:
+        return None  # the builder's default: all arguments (none with grad_states)
+    return tuple(range(n))
+
+
+def jvp(
+    fun: Callable[..., Any],
+    primals: Sequence[Any],
+    tangents: Sequence[Any],
+    *,
+    has_aux: bool = False,
+    grad_states: Any = None,
+    state_tangents: Any = None,
+    unit_aware: bool = False,
+    check_states: bool = True,
+) -> Any:
+    """Stateful counterpart of ``jax.jvp``: run ``fun`` now and push tangents forward.
+
+    Evaluates ``fun(*primals)`` (which may read and write States) and returns
+    ``(primal_out, tangent_out)``, or ``(primal_out, tangent_out, aux)`` with
+    ``has_aux=True``, as ``jax.jvp`` and ``brainstate.transform.jvp`` do:
+    ``primals`` is a tuple (or list) of all positional arguments and
+    ``tangents`` one tangent per primal, each with its primal's structure,
+    shape and dtype (``float0`` for integer primals, as in JAX).
+
+    States are constants (zero tangents, as in brainstate) unless given in
+    ``grad_states``; then ``state_tangents`` (which brainstate lacks) holds
+    their tangents in the container shape of ``grad_states`` (a bare tangent
+    for one State); ``None``, a ``None`` entry or a missing dict key means a
+    zero tangent. States written inside ``fun`` are written back with their
+    primal values.
+
+    Repeated calls with the same function, ``grad_states`` and options reuse
+    one compiled function per argument signature (the function and states are
+    held weakly by that cache). For the builder form with ``argnums``, see
+    :class:`JVPTransform`.
+
+    Args:
+        fun: The stateful function.
+        primals: A tuple (or list) of all positional arguments of ``fun``.
+        tangents: A tuple (or list) with one tangent per primal.
+        has_aux: ``fun`` returns ``(value, aux)``; aux is returned as is.
+        grad_states: States whose values get tangents: a State, a sequence
+            or a dict of States (nested allowed).
+        state_tangents: The tangents of ``grad_states`` (see above).
+        unit_aware: Units-aware products (needs ``statediff-units``).
+        check_states: Raise ``ValueError`` if a state in ``grad_states`` is
+            never touched by ``fun``; with False its tangent is ignored.
+
+    Returns:
+        ``(primal_out, tangent_out)`` or ``(primal_out, tangent_out, aux)``.
+
+    Raises:
+        TypeError: ``primals`` or ``tangents`` not a tuple or list; a tangent
+            of the wrong structure; a non-State in ``grad_states``;
+            ``state_tangents`` without ``grad_states`` or not in its
+            container shape; ``has_aux=True`` and ``fun`` does not return a
+            pair.
+        ValueError: a different number of tangents than primals; a tangent
+            whose shape or dtype does not match its primal (the message names
+            the state or argument).
+
+    Example:
+        >>> import jax.numpy as jnp, stategraph as sg, statediff as sd
         >>> w = sg.ParamState(jnp.array([1.0, 2.0]), name="w")
         >>> def f(x):
         ...     return w.value * x
-        >>> y, ty = sd.jvp(f, grad_states=w)((3.0,), (), state_tangents=jnp.ones(2))
-        >>> ty
-        Array([3., 3.], dtype=float32)
-        >>> y, ty = sd.jvp(f)((3.0,), (1.0,))   # like jax.jvp: w is a constant
+        >>> y, ty = sd.jvp(f, (3.0,), (1.0,))   # like jax.jvp: w is a constant
         >>> ty
         Array([1., 2.], dtype=float32)
+        >>> y, ty = sd.jvp(f, (3.0,), (0.0,), grad_states=w, state_tangents=jnp.ones(2))
+        >>> ty
+        Array([3., 3.], dtype=float32)
     """
-    options = dict(
-        grad_states=grad_states, argnums=argnums, has_aux=has_aux, check_states=check_states
-    )
-    routed = route(jvp, func, unit_aware, options)
-    if routed is not None:
-        return routed
-    return JVPTransform(func, name="statediff.jvp", **options)
+    for what, seq in (("primals", primals), ("tangents", tangents)):
+        if not isinstance(seq, (tuple, list)):
+            raise TypeError(
+                f"{_API}: {what} must be a tuple (or list) with one entry per positional "
+                f"argument of the function, as in jax.jvp, got {type(seq).__name__} {seq!r}. "
+                f"Fix: e.g. {what}=(x,) for a function of one argument."
+            )
+    if len(tangents) != len(primals):
+        raise ValueError(
+            f"{_API}: got {len(primals)} primal(s) but {len(tangents)} tangent(s); as in "
+            "jax.jvp, tangents has one tangent per primal, with its primal's structure, shape "
+            "and dtype. Fix: e.g. tangents=tuple(jnp.ones_like(p) for p in primals)."
+        )
+    argnums = all_positions(grad_states, len(primals))
+    if unit_aware:
+        made = units_backend(_API).make(
+            "jvp",
+            fun,
+            grad_states=grad_states,
+            argnums=argnums,
+            has_aux=has_aux,
+            check_states=check_states,
+        )
+        return made(tuple(primals), tuple(tangents), state_tangents)
+    settings = (argnums, bool(has_aux), bool(check_states))
+
+    def build(target: Any, gs: Any, weak: bool) -> JVPTransform:
+        return JVPTransform(target, gs, argnums, has_aux, check_states, name=_API, weak_states=weak)
+
+    transform = cached(build, "jvp", fun, grad_states, settings)
+    if DISABLE_JIT.value:  # under jax.disable_jit(): run the Python body, op by op
+        return transform._drive(tuple(primals), tuple(tangents), state_tangents)
+    return transform._driver._call(tuple(primals), tuple(tangents), state_tangents)

@@ -1,4 +1,8 @@
-"""``linearize``: a stateful call's value and its reusable forward-mode linear map."""
+"""``linearize``: a stateful call's value and its reusable forward-mode linear map.
+
+``linearize(fun, *primals, ...)`` runs now (as ``jax.linearize``);
+:class:`LinearizeTransform` is the reusable builder form.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,13 @@ from typing import Any
 
 import jax
 
-from .pure_call import DiffTransform, PureCall
+from .jax_compat import DISABLE_JIT
+from .jvp import all_positions
+from .pure_call import DiffTransform, make_call
 from .tangents import arg_tangents
 from .tangents import state_tangents as _state_tangents
-from .units_hook import route
+from .units_hook import units_backend
+from .weak_cache import cached
 
 __all__ = ["LinearizeTransform", "linearize"]
 
@@ -19,7 +26,7 @@ __all__ = ["LinearizeTransform", "linearize"]
 class _PushSpec:
     """What a ``jvp_fn`` needs besides its residuals (static, hashed by identity)."""
 
-    def __init__(self, owner: DiffTransform, call: PureCall) -> None:
+    def __init__(self, owner: DiffTransform, call: Any) -> None:
         self.owner = owner
         self.positions = call.positions
         abstract = functools.partial(jax.tree.map, _abstract)
@@ -39,49 +46,16 @@ def _push(spec: _PushSpec, linear: Any, *tangents: Any, state_tangents: Any = No
 
 
 class LinearizeTransform(DiffTransform):
-    """The callable :func:`linearize` returns: ``(*args, **kwargs) -> (value, jvp_fn[, aux])``.
+    """The builder form of :func:`linearize`: ``LinearizeTransform(fun, ...)(*args)``.
 
-    Example:
-        >>> import jax.numpy as jnp, stategraph as sg, statediff as sd
-        >>> w = sg.ParamState(jnp.array(2.0), name="w")
-        >>> y, jvp_fn = sd.linearize(lambda x: w.value * x ** 2, grad_states=w)(3.0)
-        >>> jvp_fn(state_tangents=1.0)
-        Array(9., dtype=float32, weak_type=True)
-    """
-
-    def __init__(self, target: Callable[..., Any], **options: Any) -> None:
-        super().__init__(target, **options)
-        # One compiled pushforward per signature, cached with this transform.
-        self._push = jax.jit(_push, static_argnums=0)
-
-    def _drive(self, *args: Any, **kwargs: Any) -> Any:
-        call = PureCall(self, args, kwargs)
-        y, linear, (aux, new) = jax.linearize(call, *call.primals, has_aux=True)
-        call.write(new)
-        spec = _PushSpec(self, call)
-        jvp_fn = jax.tree_util.Partial(functools.partial(self._push, spec), linear)
-        return (y, jvp_fn, aux) if self.has_aux else (y, jvp_fn)
-
-
-def linearize(
-    func: Callable[..., Any] | None = None,
-    grad_states: Any = None,
-    argnums: int | tuple[int, ...] | None = None,
-    has_aux: bool = False,
-    unit_aware: bool = False,
-    check_states: bool = True,
-) -> Any:
-    """Stateful counterpart of ``jax.linearize``: the value and a reusable JVP.
-
-    The returned callable takes ``func``'s arguments and returns
-    ``(primal_out, jvp_fn)``, or ``(primal_out, jvp_fn, aux)`` with
-    ``has_aux=True``. States read but not in ``grad_states`` are constants;
-    states written inside ``func`` are written back once per call with their
-    primal values.
+    Each call runs ``fun`` on its arguments (one cached compiled function per
+    signature) and returns ``(primal_out, jvp_fn)``, or ``(primal_out,
+    jvp_fn, aux)`` with ``has_aux=True``. States read but not in
+    ``grad_states`` are constants; states written inside ``fun`` are written
+    back once per call with their primal values.
 
     ``jvp_fn(*tangents, state_tangents=None)`` evaluates the Jacobian-vector
-    product at the linearization point without re-running ``func``; it
-    mirrors :func:`~statediff.jvp`:
+    product at the linearization point without re-running ``fun``:
 
     - ``tangents``: one tangent per differentiated argument, in ``argnums``
       order: all positional arguments when neither ``grad_states`` nor
@@ -97,21 +71,18 @@ def linearize(
     compiled function.
 
     Args:
-        func: The stateful function. Omit it to use ``linearize`` as a
-            decorator factory: ``@sd.linearize(grad_states=w)``.
+        fun: The stateful function.
         grad_states: A State, a sequence or a dict of States (nested allowed).
         argnums: Positional arguments that get tangents.
-        has_aux: ``func`` returns ``(value, aux)``; aux is returned as is.
-        unit_aware: Units-aware linearization (needs ``statediff-units``).
+        has_aux: ``fun`` returns ``(value, aux)``; aux is returned as is.
         check_states: Raise ``ValueError`` if a state in ``grad_states`` is
-            never touched by ``func``; with False its tangent is ignored.
-
-    Returns:
-        A function with ``func``'s signature (a :class:`LinearizeTransform`).
+            never touched by ``fun``; with False its tangent is ignored.
+        name: API name used in error messages.
+        weak_states: Hold ``grad_states`` by weak reference (used by caches).
 
     Raises:
         TypeError: a non-State in ``grad_states`` (at construction);
-            ``has_aux=True`` and ``func`` does not return a pair; tangents of
+            ``has_aux=True`` and ``fun`` does not return a pair; tangents of
             the wrong structure (from ``jvp_fn``).
         ValueError: invalid ``argnums`` (at construction) or one out of range;
             the wrong number of tangents, or one whose shape or dtype does not
@@ -119,17 +90,120 @@ def linearize(
 
     Example:
         >>> import jax.numpy as jnp, stategraph as sg, statediff as sd
+        >>> w = sg.ParamState(jnp.array(2.0), name="w")
+        >>> lin = sd.LinearizeTransform(lambda x: w.value * x ** 2, grad_states=w)
+        >>> y, jvp_fn = lin(3.0)
+        >>> jvp_fn(state_tangents=1.0)
+        Array(9., dtype=float32, weak_type=True)
+    """
+
+    def __init__(
+        self,
+        fun: Callable[..., Any],
+        grad_states: Any = None,
+        argnums: int | tuple[int, ...] | None = None,
+        has_aux: bool = False,
+        check_states: bool = True,
+        *,
+        name: str = "statediff.LinearizeTransform",
+        weak_states: bool = False,
+    ) -> None:
+        super().__init__(
+            fun, grad_states, argnums, has_aux, check_states, name, weak_states=weak_states
+        )
+        # One compiled pushforward per signature, cached with this transform.
+        self._push = jax.jit(_push, static_argnums=0)
+
+    def _drive(self, *args: Any, **kwargs: Any) -> Any:
+        call = make_call(self, args, kwargs)
+        y, linear, (aux, new) = jax.linearize(call, *call.primals, has_aux=True)
+        call.write(new)
+        spec = _PushSpec(self, call)
+        jvp_fn = jax.tree_util.Partial(functools.partial(self._push, spec), linear)
+        return (y, jvp_fn, aux) if self.has_aux else (y, jvp_fn)
+
+
+_API = "statediff.linearize"
+
+
+def linearize(
+    fun: Callable[..., Any],
+    *primals: Any,
+    has_aux: bool = False,
+    grad_states: Any = None,
+    unit_aware: bool = False,
+    check_states: bool = True,
+) -> Any:
+    """Stateful counterpart of ``jax.linearize``: run ``fun`` now and return its linear map.
+
+    Evaluates ``fun(*primals)`` (which may read and write States) and returns
+    ``(primal_out, jvp_fn)``, or ``(primal_out, jvp_fn, aux)`` with
+    ``has_aux=True``, as ``jax.linearize`` does. ``jvp_fn(*tangents,
+    state_tangents=None)`` takes one tangent per primal (each with its
+    primal's structure, shape and dtype) and evaluates the Jacobian-vector
+    product at ``primals`` without re-running ``fun``.
+
+    States are constants unless given in ``grad_states``; then the keyword
+    ``state_tangents`` of ``jvp_fn`` holds their tangents in the container
+    shape of ``grad_states`` (``None``, a ``None`` entry or a missing dict key
+    means zero). States written inside ``fun`` are written back with their
+    primal values.
+
+    Repeated calls with the same function, ``grad_states`` and options reuse
+    one compiled function per argument signature (the function and states are
+    held weakly by that cache); ``jvp_fn`` is a ``jax.tree_util.Partial``
+    holding the residuals and runs one compiled function per call. For the
+    builder form with ``argnums``, see :class:`LinearizeTransform`.
+
+    Args:
+        fun: The stateful function.
+        *primals: Its positional arguments.
+        has_aux: ``fun`` returns ``(value, aux)``; aux is returned as is.
+        grad_states: States whose values get tangents: a State, a sequence
+            or a dict of States (nested allowed).
+        unit_aware: Units-aware linearization (needs ``statediff-units``).
+        check_states: Raise ``ValueError`` if a state in ``grad_states`` is
+            never touched by ``fun``; with False its tangent is ignored.
+
+    Returns:
+        ``(primal_out, jvp_fn)`` or ``(primal_out, jvp_fn, aux)``.
+
+    Raises:
+        TypeError: a non-State in ``grad_states``; ``has_aux=True`` and
+            ``fun`` does not return a pair; tangents of the wrong structure
+            (from ``jvp_fn``).
+        ValueError: the wrong number of tangents, or one whose shape or dtype
+            does not match its primal (from ``jvp_fn``; the message names it).
+
+    Example:
+        >>> import jax.numpy as jnp, stategraph as sg, statediff as sd
+        >>> y, jvp_fn = sd.linearize(lambda x: x ** 2, 3.0)
+        >>> jvp_fn(1.0)
+        Array(6., dtype=float32, weak_type=True)
         >>> w = sg.ParamState(jnp.array([1.0, 2.0]), name="w")
-        >>> def f(x):
-        ...     return w.value * x
-        >>> y, jvp_fn = sd.linearize(f, grad_states=[w], argnums=0)(3.0)
+        >>> y, jvp_fn = sd.linearize(lambda x: w.value * x, 3.0, grad_states=[w])
         >>> jvp_fn(1.0, state_tangents=[jnp.ones(2)])
         Array([4., 5.], dtype=float32)
     """
-    options = dict(
-        grad_states=grad_states, argnums=argnums, has_aux=has_aux, check_states=check_states
-    )
-    routed = route(linearize, func, unit_aware, options)
-    if routed is not None:
-        return routed
-    return LinearizeTransform(func, name="statediff.linearize", **options)
+    argnums = all_positions(grad_states, len(primals))
+    if unit_aware:
+        made = units_backend(_API).make(
+            "linearize",
+            fun,
+            grad_states=grad_states,
+            argnums=argnums,
+            has_aux=has_aux,
+            check_states=check_states,
+        )
+        return made(*primals)
+    settings = (argnums, bool(has_aux), bool(check_states))
+
+    def build(target: Any, gs: Any, weak: bool) -> LinearizeTransform:
+        return LinearizeTransform(
+            target, gs, argnums, has_aux, check_states, name=_API, weak_states=weak
+        )
+
+    transform = cached(build, "linearize", fun, grad_states, settings)
+    if DISABLE_JIT.value:  # under jax.disable_jit(): run the Python body, op by op
+        return transform._drive(*primals)
+    return transform._driver._call(*primals)

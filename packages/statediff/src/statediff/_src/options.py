@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import jax
@@ -34,10 +35,11 @@ class GradStates:
         treedef: The container's structure, with each State as one leaf.
     """
 
-    def __init__(self, api: str, grad_states: Any) -> None:
+    def __init__(self, api: str, grad_states: Any, weak: bool = False) -> None:
         self.given = grad_states is not None
+        self._refs: tuple[weakref.ref, ...] | None = None
         if not self.given:
-            self.states: list[State] = []
+            self._states: list[State] = []
             self.treedef = jax.tree.structure(None)
             return
         leaves, treedef = jax.tree.flatten(grad_states, is_leaf=_is_state)
@@ -69,8 +71,22 @@ class GradStates:
             dotted = _dotted(path)
             if dotted is not None:  # an unnamed state is shown by its key in messages
                 name_from_path(leaf, dotted)
-        self.states = leaves
         self.treedef = treedef
+        if weak:  # held by a cache: the states may be garbage-collected
+            self._refs = tuple(weakref.ref(s) for s in leaves)
+            self._states = []
+        else:
+            self._states = leaves
+
+    @property
+    def states(self) -> list[State]:
+        """The states, flattened in the container's pytree order."""
+        if self._refs is None:
+            return self._states
+        states = [r() for r in self._refs]
+        if any(s is None for s in states):
+            raise ReferenceError("a state of grad_states was garbage-collected")
+        return states  # type: ignore[return-value]
 
     def unflatten(self, values: list[Any]) -> Any:
         """Put per-state values back into the user's container."""

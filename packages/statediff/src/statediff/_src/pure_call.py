@@ -19,10 +19,11 @@ import jax
 from stategraph import State
 from statejax import StatefulFunction
 
+from .jax_compat import DISABLE_JIT
 from .options import Argnums, GradStates
 from .quantity import find_quantity
 
-__all__ = ["DiffTransform", "PureCall"]
+__all__ = ["DiffTransform", "PureCall", "make_call"]
 
 
 class DiffTransform:
@@ -40,22 +41,26 @@ class DiffTransform:
         has_aux: ``target`` returns ``(value, aux)``.
         check_states: Raise if a state in ``grad_states`` is never touched.
         name: API name used in error messages.
+        weak_states: Hold the states of ``grad_states`` by weak reference
+            (for transforms kept in a cache).
     """
 
     def __init__(
         self,
         target: Callable[..., Any],
-        grad_states: Any,
-        argnums: Any,
-        has_aux: bool,
-        check_states: bool,
-        name: str,
+        grad_states: Any = None,
+        argnums: Any = None,
+        has_aux: bool = False,
+        check_states: bool = True,
+        name: str = "statediff.DiffTransform",
+        *,
+        weak_states: bool = False,
     ) -> None:
         if not callable(target):
             raise TypeError(f"{name}: expected a callable, got {type(target).__name__} {target!r}.")
         self.target = target
         self.name = name
-        self.grad_states = GradStates(name, grad_states)
+        self.grad_states = GradStates(name, grad_states, weak=weak_states)
         self.argnums = Argnums(name, argnums, default_zero=False)
         self.has_aux = bool(has_aux)
         self.check_states = bool(check_states)
@@ -67,6 +72,8 @@ class DiffTransform:
         raise NotImplementedError
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if DISABLE_JIT.value:  # under jax.disable_jit(): run the Python body, op by op
+            return self._drive(*args, **kwargs)
         return self._driver._call(*args, **kwargs)
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
@@ -185,6 +192,15 @@ class PureCall:
         """Write the written states back with their primal values (recorded writes)."""
         for state, value in zip(self.written, new, strict=True):
             state.value = value
+
+
+def make_call(owner: DiffTransform, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A :class:`PureCall`, or its eager twin under ``jax.disable_jit()``."""
+    if DISABLE_JIT.value:
+        from .eager import EagerCall
+
+        return EagerCall(owner, args, kwargs)
+    return PureCall(owner, args, kwargs)
 
 
 def _no_quantity(api: str, what: str, value: Any) -> None:

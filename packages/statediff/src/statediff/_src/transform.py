@@ -12,6 +12,8 @@ import numpy as np
 from stategraph import State
 from statejax import StatefulFunction
 
+from .debug_nan import bad_flag, call_checked
+from .jax_compat import DISABLE_JIT
 from .options import Argnums, GradStates
 from .quantity import find_quantity
 
@@ -62,6 +64,10 @@ class GradientTransform:
         integer_inputs: Allow integer inputs (``allow_int``).
         holomorphic: Allow complex inputs (holomorphic differentiation).
         complex_inputs: Allow complex inputs without ``holomorphic`` (``grad``).
+        debug_nan: Raise ``RuntimeError`` (with the affected blocks and the
+            operation that produced the first NaN) instead of returning a
+            derivative that holds NaN or Inf, as brainstate's ``debug_nan``;
+            a failing call leaves the states as they were.
 
     Example:
         >>> import jax, jax.numpy as jnp, stategraph as sg, statediff as sd
@@ -88,6 +94,7 @@ class GradientTransform:
         integer_inputs: bool = False,
         holomorphic: bool = False,
         complex_inputs: bool = False,
+        debug_nan: bool = False,
     ) -> None:
         if not callable(target):
             raise TypeError(f"{name}: expected a callable, got {type(target).__name__} {target!r}.")
@@ -104,11 +111,18 @@ class GradientTransform:
         self.integer_inputs = integer_inputs
         self.holomorphic = holomorphic
         self.complex_inputs = complex_inputs
+        self.debug_nan = bool(debug_nan)
         self._lifted = StatefulFunction(target, api=name)
         self._driver = StatefulFunction(self._drive, api=name)
         functools.update_wrapper(self, target, updated=())
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if DISABLE_JIT.value:  # as jax.grad under jax.disable_jit(): run the Python body
+            from .eager import gradient_eager
+
+            return gradient_eager(self, args, kwargs)
+        if self.debug_nan:
+            return call_checked(self, args, kwargs)
         return self._driver._call(*args, **kwargs)
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
@@ -241,6 +255,8 @@ class GradientTransform:
         d, (y, aux, new) = fn(*inputs)
         for state, value in zip(written, new, strict=True):
             state.value = value
+        if self.debug_nan:
+            return self._assemble(d, y, aux), (d, bad_flag(d))
         return self._assemble(d, y, aux)
 
     def _assemble(self, d: Any, y: Any, aux: Any) -> Any:

@@ -1,4 +1,8 @@
-"""``vjp``: reverse-mode vector-Jacobian products over states and arguments."""
+"""``vjp``: reverse-mode vector-Jacobian products over states and arguments.
+
+``vjp(fun, *primals, ...)`` runs now (as ``jax.vjp`` and brainstate);
+:class:`VJPTransform` is the reusable builder form.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,11 @@ from typing import Any
 import jax
 import numpy as np
 
-from .pure_call import DiffTransform, PureCall
+from .jax_compat import DISABLE_JIT
+from .pure_call import DiffTransform, make_call
 from .tangents import tangent_dtype
-from .units_hook import route
+from .units_hook import units_backend
+from .weak_cache import cached
 
 __all__ = ["VJPTransform", "vjp"]
 
@@ -54,49 +60,17 @@ def _pull(spec: _PullbackSpec, pullback: Any, ct: Any) -> Any:
 
 
 class VJPTransform(DiffTransform):
-    """The callable :func:`vjp` returns: ``(*args, **kwargs) -> (value, vjp_fn[, aux])``.
+    """The builder form of :func:`vjp`: ``VJPTransform(fun, ...)(*args) -> (value, vjp_fn[, aux])``.
 
-    Example:
-        >>> import jax.numpy as jnp, stategraph as sg, statediff as sd
-        >>> w = sg.ParamState(jnp.array(2.0), name="w")
-        >>> y, vjp_fn = sd.vjp(lambda x: w.value * x, grad_states=w)(3.0)
-        >>> vjp_fn(1.0)
-        Array(3., dtype=float32, weak_type=True)
-    """
-
-    def __init__(self, target: Callable[..., Any], **options: Any) -> None:
-        super().__init__(target, **options)
-        # One compiled backward pass per signature, cached with this transform.
-        self._pull = jax.jit(_pull, static_argnums=0)
-
-    def _drive(self, *args: Any, **kwargs: Any) -> Any:
-        call = PureCall(self, args, kwargs)
-        y, pullback, (aux, new) = jax.vjp(call, *call.primals, has_aux=True)
-        call.write(new)
-        spec = _PullbackSpec(self, y)
-        vjp_fn = jax.tree_util.Partial(functools.partial(self._pull, spec), pullback)
-        return (y, vjp_fn, aux) if self.has_aux else (y, vjp_fn)
-
-
-def vjp(
-    func: Callable[..., Any] | None = None,
-    grad_states: Any = None,
-    argnums: int | tuple[int, ...] | None = None,
-    has_aux: bool = False,
-    unit_aware: bool = False,
-    check_states: bool = True,
-) -> Any:
-    """Stateful counterpart of ``jax.vjp``: reverse-mode vector-Jacobian product.
-
-    The returned callable takes ``func``'s arguments and returns
+    Build once, call many times: each call runs ``fun`` on its arguments
+    (one cached compiled function per signature) and returns
     ``(primal_out, vjp_fn)``, or ``(primal_out, vjp_fn, aux)`` with
     ``has_aux=True``. States read but not in ``grad_states`` are constants;
-    states written inside ``func`` are written back once per call with their
-    primal values (the call is one cached compiled function).
+    states written inside ``fun`` are written back once per call with their
+    primal values. Keyword arguments of the call are constants.
 
     ``vjp_fn(cotangent)`` takes one cotangent with the structure, shapes and
-    dtypes of ``primal_out`` and returns the cotangents of the inputs, laid
-    out as :func:`~statediff.jacfwd` lays out its results:
+    dtypes of ``primal_out`` and returns the cotangents of the inputs:
 
     ===========  ========  ===========================================
     grad_states  argnums   ``vjp_fn`` returns
@@ -108,45 +82,183 @@ def vjp(
     ===========  ========  ===========================================
 
     ``var_grads`` has the container shape of ``grad_states``; ``arg_grads`` is
-    bare for an int ``argnums`` and a tuple for a sequence. ``vjp_fn`` is a
+    bare for an int ``argnums`` and a tuple for a sequence. (The run-now
+    :func:`vjp` defaults to ``argnums=0``, as brainstate does.) ``vjp_fn`` is a
     ``jax.tree_util.Partial`` holding the residuals of the forward pass: it
     may be called many times, passed through ``jax.jit`` or returned from
     ``statejax.jit``; each call runs one compiled backward pass.
 
     Args:
-        func: The stateful function. Omit it to use ``vjp`` as a decorator
-            factory: ``@sd.vjp(grad_states=w)``.
+        fun: The stateful function.
         grad_states: A State, a sequence or a dict of States (nested allowed).
         argnums: Positional arguments to differentiate (see the table).
-        has_aux: ``func`` returns ``(value, aux)``; aux is returned as is.
-        unit_aware: Units-aware products (needs ``statediff-units``).
+        has_aux: ``fun`` returns ``(value, aux)``; aux is returned as is.
         check_states: Raise ``ValueError`` if a state in ``grad_states`` is
-            never touched by ``func``; with False its cotangent is zeros.
-
-    Returns:
-        A function with ``func``'s signature (a :class:`VJPTransform`).
+            never touched by ``fun``; with False its cotangent is zeros.
+        name: API name used in error messages.
+        weak_states: Hold ``grad_states`` by weak reference (used by caches).
 
     Raises:
-        TypeError: a non-State in ``grad_states`` (at construction);
-            ``has_aux=True`` and ``func`` does not return a pair; a cotangent
-            with the wrong structure (from ``vjp_fn``).
+        TypeError: a non-callable ``fun`` or a non-State in ``grad_states``
+            (at construction); ``has_aux=True`` and ``fun`` does not return a
+            pair; a cotangent with the wrong structure (from ``vjp_fn``).
         ValueError: invalid ``argnums`` (at construction) or one out of range;
             a cotangent with the wrong shape or dtype (from ``vjp_fn``).
 
     Example:
         >>> import jax.numpy as jnp, stategraph as sg, statediff as sd
+        >>> w = sg.ParamState(jnp.array(2.0), name="w")
+        >>> f_vjp = sd.VJPTransform(lambda x: w.value * x, grad_states=w)
+        >>> y, vjp_fn = f_vjp(3.0)
+        >>> vjp_fn(1.0)
+        Array(3., dtype=float32, weak_type=True)
+    """
+
+    def __init__(
+        self,
+        fun: Callable[..., Any],
+        grad_states: Any = None,
+        argnums: int | tuple[int, ...] | None = None,
+        has_aux: bool = False,
+        check_states: bool = True,
+        *,
+        name: str = "statediff.VJPTransform",
+        weak_states: bool = False,
+    ) -> None:
+        super().__init__(
+            fun, grad_states, argnums, has_aux, check_states, name, weak_states=weak_states
+        )
+        # One compiled backward pass per signature, cached with this transform.
+        self._pull = jax.jit(_pull, static_argnums=0)
+
+    def _drive(self, *args: Any, **kwargs: Any) -> Any:
+        call = make_call(self, args, kwargs)
+        y, pullback, (aux, new) = jax.vjp(call, *call.primals, has_aux=True)
+        call.write(new)
+        spec = _PullbackSpec(self, y)
+        vjp_fn = jax.tree_util.Partial(functools.partial(self._pull, spec), pullback)
+        return (y, vjp_fn, aux) if self.has_aux else (y, vjp_fn)
+
+
+_API = "statediff.vjp"
+
+
+def _vjp_argnums(argnums: Any, n: int) -> Any:
+    """Brainstate's rule: ``None`` or no primals -> states only; negatives count from the end."""
+    if argnums is None or n == 0:
+        return None
+    if type(argnums) is int and 0 <= argnums < n:
+        return argnums
+    if isinstance(argnums, bool) or not isinstance(argnums, (int, np.integer, tuple, list)):
+        return argnums if not isinstance(argnums, list) else tuple(argnums)  # Argnums judges
+    items = (argnums,) if isinstance(argnums, (int, np.integer)) else tuple(argnums)
+    out = []
+    for i in items:
+        if isinstance(i, (int, np.integer)) and not isinstance(i, bool):
+            if not -n <= i < n:
+                raise ValueError(
+                    f"{_API}: argnums={argnums!r} refers to positional argument {int(i)}, but "
+                    f"the function was called with {n} positional argument(s) (negative "
+                    "argnums count from the end). Fix: pass the argument or change argnums."
+                )
+            i = int(i) % n
+        out.append(i)
+    return out[0] if isinstance(argnums, (int, np.integer)) else tuple(out)
+
+
+def vjp(
+    fun: Callable[..., Any],
+    *primals: Any,
+    grad_states: Any = None,
+    argnums: int | tuple[int, ...] | None = 0,
+    has_aux: bool = False,
+    unit_aware: bool = False,
+    check_states: bool = True,
+) -> Any:
+    """Stateful counterpart of ``jax.vjp``: run ``fun`` now and return its pullback.
+
+    Evaluates ``fun(*primals)`` (which may read and write States) and returns
+    ``(primal_out, vjp_fn)``, or ``(primal_out, vjp_fn, aux)`` with
+    ``has_aux=True``, as ``jax.vjp`` and ``brainstate.transform.vjp`` do.
+    States read but not in ``grad_states`` are constants; states written
+    inside ``fun`` are written back with their primal values.
+
+    ``vjp_fn(cotangent)`` takes one cotangent with the structure, shapes and
+    dtypes of ``primal_out`` and returns, as brainstate does:
+
+    ===========  ===============================  ============================
+    grad_states  argnums                          ``vjp_fn`` returns
+    ===========  ===============================  ============================
+    None         int (default 0) or sequence      ``arg_cts``
+    given        int or sequence, with primals    ``(state_cts, arg_cts)``
+    given        None, or no primals              ``state_cts``
+    ===========  ===============================  ============================
+
+    ``state_cts`` has the container shape of ``grad_states`` (bare for one
+    State); ``arg_cts`` is bare for an int ``argnums`` (so the default gives
+    the cotangent of the first primal itself, not ``jax.vjp``'s 1-tuple) and
+    a tuple for a sequence. Negative ``argnums`` count from the end.
+
+    Repeated calls with the same function, ``grad_states`` and options reuse
+    one compiled forward pass per argument signature, and ``vjp_fn`` (a
+    ``jax.tree_util.Partial`` holding the residuals) runs one compiled
+    backward pass; it may be called many times and passed through
+    ``jax.jit``. The function and states are held weakly by that cache. For a
+    transform built once and called many times, use :class:`VJPTransform`.
+
+    Args:
+        fun: The stateful function.
+        *primals: Its positional arguments (may be empty when only
+            ``grad_states`` are differentiated).
+        grad_states: A State, a sequence or a dict of States (nested allowed).
+        argnums: Positional arguments to differentiate (see the table).
+        has_aux: ``fun`` returns ``(value, aux)``; aux is returned as is.
+        unit_aware: Units-aware products (needs ``statediff-units``).
+        check_states: Raise ``ValueError`` if a state in ``grad_states`` is
+            never touched by ``fun``; with False its cotangent is zeros.
+
+    Returns:
+        ``(primal_out, vjp_fn)`` or ``(primal_out, vjp_fn, aux)``.
+
+    Raises:
+        TypeError: a non-State in ``grad_states``; ``has_aux=True`` and
+            ``fun`` does not return a pair; a cotangent with the wrong
+            structure (from ``vjp_fn``).
+        ValueError: nothing to differentiate (no primals or ``argnums=None``,
+            and no ``grad_states``); invalid or out-of-range ``argnums``; a
+            cotangent with the wrong shape or dtype (from ``vjp_fn``).
+
+    Example:
+        >>> import jax.numpy as jnp, stategraph as sg, statediff as sd
+        >>> y, vjp_fn = sd.vjp(lambda x: jnp.sum(x ** 2), jnp.array([1.0, 2.0]))
+        >>> vjp_fn(1.0)
+        Array([2., 4.], dtype=float32)
         >>> w = sg.ParamState(jnp.array([1.0, 2.0]), name="w")
         >>> def f(x):
         ...     return w.value * x
-        >>> y, vjp_fn = sd.vjp(f, grad_states={"w": w}, argnums=0)(3.0)
-        >>> var_grads, arg_grads = vjp_fn(jnp.ones(2))
-        >>> var_grads, arg_grads
+        >>> y, vjp_fn = sd.vjp(f, 3.0, grad_states={"w": w})
+        >>> state_cts, arg_ct = vjp_fn(jnp.ones(2))
+        >>> state_cts, arg_ct
         ({'w': Array([3., 3.], dtype=float32)}, Array(3., dtype=float32, weak_type=True))
     """
-    options = dict(
-        grad_states=grad_states, argnums=argnums, has_aux=has_aux, check_states=check_states
-    )
-    routed = route(vjp, func, unit_aware, options)
-    if routed is not None:
-        return routed
-    return VJPTransform(func, name="statediff.vjp", **options)
+    eff = _vjp_argnums(argnums, len(primals))
+    if eff is None and grad_states is None:
+        raise ValueError(
+            f"{_API}: nothing to differentiate: "
+            + ("no positional primals were given" if not primals else "argnums=None")
+            + " and grad_states is None. Fix: pass the primals to differentiate (selected by "
+            "argnums, default 0) and/or grad_states=..."
+        )
+    if unit_aware:
+        options = dict(grad_states=grad_states, argnums=eff, has_aux=has_aux)
+        made = units_backend(_API).make("vjp", fun, check_states=check_states, **options)
+        return made(*primals)
+    settings = (eff, bool(has_aux), bool(check_states))
+
+    def build(target: Any, gs: Any, weak: bool) -> VJPTransform:
+        return VJPTransform(target, gs, eff, has_aux, check_states, name=_API, weak_states=weak)
+
+    transform = cached(build, "vjp", fun, grad_states, settings)
+    if DISABLE_JIT.value:  # under jax.disable_jit(): run the Python body, op by op
+        return transform._drive(*primals)
+    return transform._driver._call(*primals)

@@ -6,11 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 from .compose import lifted_for
+from .stateful_methods import state_shapes
 
 __all__ = ["eval_shape"]
 
 
-def eval_shape(fun: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+def eval_shape(
+    fun: Callable[..., Any], *args: Any, return_state_shapes: bool = False, **kwargs: Any
+) -> Any:
     """Stateful counterpart of ``jax.eval_shape``.
 
     Traces ``fun`` abstractly (nothing is computed) and returns the shapes and
@@ -24,11 +27,16 @@ def eval_shape(fun: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     Args:
         fun: The (stateful) function.
         *args: Arguments: arrays, ``jax.ShapeDtypeStruct`` or pytrees of them.
+        return_state_shapes: Also return the shapes of the states (as
+            brainstate): ``(state_shapes, out_shapes)`` where ``state_shapes``
+            maps every state ``fun`` reads or writes to the
+            ``jax.ShapeDtypeStruct`` pytree of its value after the call.
         **kwargs: Keyword arguments, likewise.
 
     Returns:
         A pytree of ``jax.ShapeDtypeStruct`` with the structure of ``fun``'s
-        output (written states are not part of it).
+        output (written states are not part of it), or ``(state_shapes,
+        out_shapes)`` with ``return_state_shapes=True``.
 
     Example:
         >>> import jax, jax.numpy as jnp, stategraph as sg, statejax as sj
@@ -40,7 +48,13 @@ def eval_shape(fun: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         (5, 2)
         >>> float(w.value[0, 0])   # unchanged
         1.0
+        >>> shapes, out = sj.eval_shape(layer, jnp.ones((5, 3)), return_state_shapes=True)
+        >>> shapes[w]
+        ShapeDtypeStruct(shape=(3, 2), dtype=float32)
     """
     if not callable(fun):
         raise TypeError(f"statejax.eval_shape: expected a callable, got {type(fun).__name__}.")
-    return lifted_for(fun, "statejax.eval_shape").trace(*args, **kwargs).out_shapes
+    lifted = lifted_for(fun, "statejax.eval_shape").trace(*args, **kwargs)
+    if return_state_shapes:
+        return state_shapes(lifted), lifted.out_shapes
+    return lifted.out_shapes

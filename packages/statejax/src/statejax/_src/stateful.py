@@ -24,12 +24,13 @@ from .signature import (
     resolve_static,
     split_static,
 )
+from .stateful_methods import BrainstateMethods
 
-__all__ = ["StatefulFunction", "make_jaxpr"]
+__all__ = ["StatefulFunction"]
 
 
 
-class StatefulFunction:
+class StatefulFunction(BrainstateMethods):
     """Lift a function that reads and writes States into a pure JAX function.
 
     The function is traced once per abstract signature (tree structure,
@@ -58,6 +59,8 @@ class StatefulFunction:
         static_argnames: Names of keyword arguments that are static.
         jit_kwargs: Extra keyword arguments for the underlying ``jax.jit``.
         api: Name used in error messages.
+        **brainstate_options: brainstate's ``name=`` and ``return_only_write=``
+            (see :class:`~statejax._src.stateful_methods.BrainstateMethods`).
 
     Example:
         >>> import jax.numpy as jnp, stategraph as sg, statejax as sj
@@ -85,11 +88,13 @@ class StatefulFunction:
         jit_kwargs: dict[str, Any] | None = None,
         donate_states: bool = False,
         api: str = "StatefulFunction",
+        **brainstate_options: Any,
     ) -> None:
         if not callable(fun):
             raise TypeError(f"{api}: expected a callable, got {type(fun).__name__} {fun!r}.")
         self.fun = fun
         self.api = api
+        self._set_brainstate_options(**brainstate_options)  # name=, return_only_write=, ...
         if isinstance(static_argnames, str):
             static_argnames = (static_argnames,)
         # As jax.jit: a static parameter is static whether passed by position or by name.
@@ -345,37 +350,3 @@ def _runner(
                 raise Stale
     out, written = lifted.run_flat(sf.arg_leaves(*args, **kwargs), values)  # type: ignore[union-attr]
     return (out, *written)
-
-
-def make_jaxpr(
-    fun: Callable[..., Any],
-    static_argnums: int | Sequence[int] = (),
-    static_argnames: str | Sequence[str] = (),
-    return_shape: bool = False,
-) -> Callable[..., Any]:
-    """Return a function giving the jaxpr of a stateful ``fun`` and its states.
-
-    The returned function, called with example arguments, returns
-    ``(closed_jaxpr, states)`` where ``states`` are the states read (the
-    jaxpr's trailing inputs) followed by states only written; with
-    ``return_shape=True`` it returns ``(closed_jaxpr, states, out_shapes)``.
-
-    Example:
-        >>> import jax.numpy as jnp, stategraph as sg, statejax as sj
-        >>> w = sg.ParamState(jnp.ones(3), name="w")
-        >>> jaxpr, states = sj.make_jaxpr(lambda x: (w.value * x).sum())(2.0)
-        >>> [s.name for s in states], len(jaxpr.in_avals)
-        (['w'], 2)
-    """
-    sf = StatefulFunction(fun, static_argnums, static_argnames, api="statejax.make_jaxpr")
-
-    @functools.wraps(fun)
-    def make(*args: Any, **kwargs: Any) -> Any:
-        lifted = sf.trace(*args, **kwargs)
-        read = lifted.read_states
-        states = read + [s for s in lifted.written_states if all(s is not r for r in read)]
-        if return_shape:
-            return lifted.jaxpr, states, lifted.out_shapes
-        return lifted.jaxpr, states
-
-    return make

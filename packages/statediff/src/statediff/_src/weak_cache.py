@@ -1,0 +1,150 @@
+"""A bounded cache of transforms for the run-now calls (``sd.vjp(f, x)``), holding users weakly.
+
+``sd.vjp(fun, *primals, ...)`` runs now, so a naive implementation would build
+(and trace and compile) a new transform on every call. This cache keeps one
+transform per ``(kind, fun, grad_states, options)``. It never owns the user's
+objects: the function (for a bound method: its object and its function) and
+the states are held by weak reference, the cached transform calls the
+function through a weak proxy and holds its ``grad_states`` weakly, and an
+entry disappears as soon as one of them is garbage-collected. The cache holds
+at most :data:`MAX_ENTRIES` transforms (least recently used evicted).
+"""
+
+from __future__ import annotations
+
+import threading
+import types
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import jax
+
+from stategraph import State
+
+__all__ = ["MAX_ENTRIES", "cached", "clear", "size"]
+
+MAX_ENTRIES = 256
+
+_LOCK = threading.Lock()
+_ENTRIES: OrderedDict[Any, tuple[Any, ...]] = OrderedDict()
+
+
+def _is_state(x: Any) -> bool:
+    return isinstance(x, State)
+
+
+def _owners(fun: Any) -> tuple[Any, ...]:
+    """Return the objects that identify ``fun`` (held weakly by the cache)."""
+    if type(fun) is types.MethodType:
+        return (fun.__self__, fun.__func__)
+    return (fun,)
+
+
+def _weakable(parts: tuple[Any, ...]) -> bool:
+    try:
+        for p in parts:
+            weakref.ref(p)
+    except TypeError:
+        return False
+    return True
+
+
+def _weak_proxy(fun: Any, refs: tuple[weakref.ref, ...]) -> Callable[..., Any]:
+    """A stand-in for ``fun`` that reaches it only through weak references."""
+    if len(refs) == 2:
+        self_ref, func_ref = refs
+
+        def target(*args: Any, **kwargs: Any) -> Any:
+            return func_ref()(self_ref(), *args, **kwargs)
+
+    else:
+        (ref,) = refs
+
+        def target(*args: Any, **kwargs: Any) -> Any:
+            return ref()(*args, **kwargs)
+
+    for attr in ("__name__", "__qualname__", "__module__", "__doc__"):
+        try:
+            setattr(target, attr, getattr(fun, attr))
+        except (AttributeError, TypeError):
+            pass
+    return target
+
+
+def _states_key(grad_states: Any) -> tuple[Any, list[State]] | None:
+    """A hashable key of ``grad_states`` by the states' identities, and the states."""
+    if grad_states is None:
+        return (), []
+    if isinstance(grad_states, State):
+        return id(grad_states), [grad_states]
+    kind = type(grad_states)
+    if kind is dict:  # the common containers, without a pytree flatten (it is slow)
+        states = list(grad_states.values())
+        if all(isinstance(v, State) for v in states):
+            return (tuple(grad_states), tuple(map(id, states))), states
+    elif kind is list or kind is tuple:
+        states = list(grad_states)
+        if all(isinstance(v, State) for v in states):
+            return (kind, tuple(map(id, states))), states
+    leaves, treedef = jax.tree.flatten(grad_states, is_leaf=_is_state)
+    if not all(isinstance(s, State) for s in leaves):
+        return None  # let the transform raise its clear error
+    return (treedef, tuple(map(id, leaves))), leaves
+
+
+def cached(
+    build: Callable[..., Any], kind: str, fun: Any, grad_states: Any, options: tuple[Any, ...]
+) -> Any:
+    """Return the transform ``build(target, grad_states, weak=...)`` for these settings.
+
+    Args:
+        build: ``build(target, grad_states, weak)`` makes the transform; with
+            ``weak=True`` it must hold ``grad_states`` weakly.
+        kind: Which transform (part of the key).
+        fun: The user's function.
+        grad_states: The user's ``grad_states``.
+        options: The other (hashable) settings.
+    """
+    owners = _owners(fun)
+    sk = _states_key(grad_states)
+    if sk is None:
+        return build(fun, grad_states, False)
+    key = (kind, id(owners[0]), id(owners[-1]), sk[0], options)
+    try:
+        entry = _ENTRIES.get(key)
+    except TypeError:  # unhashable settings: the transform's own checks will judge them
+        return build(fun, grad_states, False)
+    if entry is not None:
+        try:
+            _ENTRIES.move_to_end(key)
+        except KeyError:  # evicted meanwhile by another thread
+            pass
+        return entry[0]
+    if not _weakable(owners):
+        return build(fun, grad_states, False)
+
+    def evict(_ref: Any, key: Any = key) -> None:
+        with _LOCK:
+            _ENTRIES.pop(key, None)
+
+    refs = tuple(weakref.ref(p, evict) for p in owners)
+    state_refs = tuple(weakref.ref(s, evict) for s in sk[1])
+    transform = build(_weak_proxy(fun, refs), grad_states, True)
+    with _LOCK:
+        _ENTRIES[key] = (transform, refs, state_refs)
+        while len(_ENTRIES) > MAX_ENTRIES:
+            _ENTRIES.popitem(last=False)
+    return transform
+
+
+def clear() -> None:
+    """Forget every cached transform."""
+    with _LOCK:
+        _ENTRIES.clear()
+
+
+def size() -> int:
+    """Return the number of cached transforms."""
+    return len(_ENTRIES)
