@@ -83,3 +83,11 @@ def test_bad_inputs():
         sj.map(lambda: 1.0)
     with pytest.raises(TypeError, match="f must be callable"):
         sj.map(3, jnp.ones(3))
+
+
+def test_batched_map_draws_independent_numbers_per_element():
+    rng = sg.RandomState(0)
+    before = rng.value
+    out = sj.map(lambda x: x + rng.uniform(), jnp.zeros(6), batch_size=4)
+    assert len(set(np.asarray(out).tolist())) == 6
+    assert not np.array_equal(jax.random.key_data(rng.value), jax.random.key_data(before))

@@ -9,6 +9,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from stategraph.extend import PerLaneState
+
 from .compose import cached_driver, lifted_for
 from .for_loop import for_loop
 from .scan import scan_length
@@ -48,8 +50,10 @@ def _batched_driver(f: Callable[..., Any], batch_size: int) -> StatefulFunction:
     def driver(*xs: Any) -> Any:
         n = scan_length(_API, xs, None)
         lifted = sf.trace(*jax.tree.map(_slice_aval, xs))
-        if lifted.written_states:
-            names = ", ".join(state_label(s) for s in lifted.written_states)
+        # Per-lane kinds (random states) are split by sj.vmap: each lane draws its own numbers.
+        writes = [s for s in lifted.written_states if not isinstance(s, PerLaneState)]
+        if writes:
+            names = ", ".join(state_label(s) for s in writes)
             raise ValueError(
                 f"{_API}: with batch_size, f runs batched (vmapped), so it must not write "
                 f"states, but it writes {names}. Fix: drop batch_size (the sequential map "
@@ -62,7 +66,7 @@ def _batched_driver(f: Callable[..., Any], batch_size: int) -> StatefulFunction:
             head = jax.tree.map(
                 lambda x: x[: full * batch_size].reshape((full, batch_size, *x.shape[1:])), xs
             )
-            ys = jax.lax.map(lambda block: mapped(*block), head)
+            ys = for_loop(lambda *block: mapped(*block), *head)
             parts.append(jax.tree.map(lambda y: y.reshape((full * batch_size, *y.shape[2:])), ys))
         if rest:
             parts.append(mapped(*jax.tree.map(lambda x: x[full * batch_size :], xs)))
@@ -84,7 +88,8 @@ def map(f: Callable[..., Any], *xs: Any, batch_size: int | None = None) -> Any: 
     elements one block after the other, and the remainder (``len % batch_size``
     elements) as one last smaller block: more throughput, more memory. The
     batched form may read states but not write them (as brainstate), since
-    the elements of a block run at once. Eager calls run one cached compiled
+    the elements of a block run at once; random states are the exception:
+    each element draws its own numbers and the key advances once per block. Eager calls run one cached compiled
     function per signature.
 
     Args:
