@@ -7,6 +7,8 @@ from typing import Any
 
 import jax
 
+from .sparse.compute import sparse_transform
+from .sparse.plan import check_sparsity
 from .transform import GradientTransform
 from .units_hook import route
 
@@ -68,6 +70,8 @@ def jacfwd(
     unit_aware: bool = False,
     check_states: bool = True,
     chunk_size: int | None = None,
+    sparsity: Any = None,
+    sparse_output: bool = False,
 ) -> Any:
     """Stateful counterpart of ``jax.jacfwd``: forward-mode Jacobian.
 
@@ -115,6 +119,14 @@ def jacfwd(
             never touched by ``func``; with False its Jacobian is zeros.
         chunk_size: Compute the Jacobian this many basis vectors at a time,
             bounding peak memory; the result is the same.
+        sparsity: None (dense), ``"auto"`` (detect the pattern from the
+            traced jaxpr and colour it: one JVP per colour), or the pattern
+            of the Jacobian's 2-D flattening (all output elements x all
+            differentiated input elements) as a boolean array or ``BCOO``.
+            See the guide page "Sparse Jacobians".
+        sparse_output: Return each block as a
+            ``jax.experimental.sparse.BCOO`` (implies ``sparsity="auto"``
+            when ``sparsity`` is None).
 
     Returns:
         A function with ``func``'s signature returning what the table says.
@@ -145,14 +157,25 @@ def jacfwd(
         holomorphic=holomorphic,
         check_states=check_states,
         chunk_size=chunk_size,
+        sparsity=sparsity,
+        sparse_output=sparse_output,
     )
     routed = route(jacfwd, func, unit_aware, options)
     if routed is not None:
         return routed
     _check_chunk("statediff.jacfwd", chunk_size)
+    check_sparsity("statediff.jacfwd", sparsity, sparse_output)
     return GradientTransform(
         func,
-        _jacfwd_transform(chunk_size, holomorphic),
+        sparse_transform(
+            "jacfwd",
+            _jacfwd_transform(chunk_size, holomorphic),
+            sparsity,
+            sparse_output,
+            chunk_size,
+            holomorphic,
+            "statediff.jacfwd",
+        ),
         grad_states=grad_states,
         argnums=argnums,
         return_value=return_value,
@@ -174,6 +197,8 @@ def jacrev(
     unit_aware: bool = False,
     check_states: bool = True,
     chunk_size: int | None = None,
+    sparsity: Any = None,
+    sparse_output: bool = False,
 ) -> Any:
     """Stateful counterpart of ``jax.jacrev``: reverse-mode Jacobian.
 
@@ -193,6 +218,9 @@ def jacrev(
         check_states: Raise if a state in ``grad_states`` is never touched.
         chunk_size: Compute the Jacobian this many cotangent basis vectors at
             a time, bounding peak memory; the result is the same.
+        sparsity: As :func:`jacfwd`, with the rows coloured (one VJP per
+            colour).
+        sparse_output: Return each block as a ``BCOO``.
 
     Returns:
         A function with ``func``'s signature returning what :func:`jacfwd`'s
@@ -213,14 +241,25 @@ def jacrev(
         allow_int=allow_int,
         check_states=check_states,
         chunk_size=chunk_size,
+        sparsity=sparsity,
+        sparse_output=sparse_output,
     )
     routed = route(jacrev, func, unit_aware, options)
     if routed is not None:
         return routed
     _check_chunk("statediff.jacrev", chunk_size)
+    check_sparsity("statediff.jacrev", sparsity, sparse_output)
     return GradientTransform(
         func,
-        _jacrev_transform(chunk_size, holomorphic, allow_int),
+        sparse_transform(
+            "jacrev",
+            _jacrev_transform(chunk_size, holomorphic, allow_int),
+            sparsity,
+            sparse_output,
+            chunk_size,
+            holomorphic,
+            "statediff.jacrev",
+        ),
         grad_states=grad_states,
         argnums=argnums,
         return_value=return_value,
@@ -243,6 +282,8 @@ def jacobian(
     unit_aware: bool = False,
     check_states: bool = True,
     chunk_size: int | None = None,
+    sparsity: Any = None,
+    sparse_output: bool = False,
 ) -> Any:
     """Alias of :func:`jacrev` (as ``jax.jacobian`` is of ``jax.jacrev``).
 
@@ -263,4 +304,6 @@ def jacobian(
         unit_aware=unit_aware,
         check_states=check_states,
         chunk_size=chunk_size,
+        sparsity=sparsity,
+        sparse_output=sparse_output,
     )
