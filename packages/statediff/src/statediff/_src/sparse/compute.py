@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 from jax.experimental import sparse as jsparse
 
+from ..jax_compat import convert_keeping_weak_type
 from .detect import TooLarge, jacobian_pattern, sparse_dense_warning
 from .plan import Plan, is_recording, make_plan, record, user_pattern
 
@@ -253,6 +254,23 @@ def _sparsify_dense(kind: str, call: _Call, plan: Plan, d: Any) -> Any:
     return _blocks_from(kind, call, plan, one)
 
 
+def _match(d: Any, expected: Any) -> Any:
+    """Give each dense block the dtype and weak type of the dense transform's block."""
+    is_bcoo = lambda x: isinstance(x, jsparse.BCOO)  # noqa: E731
+    leaves, tree = jax.tree.flatten(d, is_leaf=is_bcoo)
+    want = tree.flatten_up_to(expected)
+    out = []
+    for x, e in zip(leaves, want, strict=True):
+        if is_bcoo(x):
+            if x.data.dtype != e.dtype:
+                x = jsparse.BCOO((x.data.astype(e.dtype), x.indices), shape=x.shape,
+                                 indices_sorted=True, unique_indices=True)
+            out.append(x)
+        else:
+            out.append(convert_keeping_weak_type(x, e.dtype, bool(e.weak_type)))
+    return jax.tree.unflatten(tree, out)
+
+
 def _pattern(kind: str, call: _Call, sparsity: Any, api: str) -> sp.csr_matrix | None:
     m = sum(_sizes([jax.typeof(y) for y in call.y_leaves]))
     n = sum(_sizes(call.in_avals))
@@ -310,8 +328,10 @@ def sparse_transform(kind: str, dense_transform: Callable[..., Any], sparsity: A
                 if sparse_output:
                     d = _sparsify_dense(kind, call, plan, d)
                 return (d, *rest) if has_aux else d
+            expected = jax.eval_shape(dense, *args)
             comp, out = _compressed(kind, call, plan, chunk_size, holomorphic)
             d = _decompress(kind, call, plan, comp, sparse_output)
+            d = _match(d, expected[0] if has_aux else expected)
             return (d, out[1]) if has_aux else d
 
         return run

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+
 from statejax import StatefulFunction
 
 from .plan import Plan, SparsityInfo, recording

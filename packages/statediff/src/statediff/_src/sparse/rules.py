@@ -47,12 +47,12 @@ ELEMENTWISE = frozenset(
 )
 MOVING = frozenset(
     """reshape transpose broadcast_in_dim squeeze expand_dims slice rev concatenate pad
-    dynamic_slice dynamic_update_slice gather split""".split()
+    dynamic_slice dynamic_update_slice gather split stack unstack tile""".split()
 )
 REDUCE = frozenset("reduce_sum reduce_max reduce_min reduce_prod argmax argmin".split())
 CUMULATIVE = frozenset("cumsum cumprod cummax cummin cumlogsumexp".split())
 SCATTER = frozenset("scatter scatter-add scatter_add scatter-mul scatter_mul scatter-min "
-                    "scatter_min scatter-max scatter_max".split())
+                    "scatter_min scatter-max scatter_max scatter-sub scatter_sub".split())
 ZERO = frozenset("stop_gradient".split())
 CALLS = ("jaxpr", "call_jaxpr", "fun_jaxpr")
 
@@ -92,7 +92,13 @@ def _elementwise(ins: list[Entry], out: Any, n: int) -> Any:
     for e in ins:
         if e.deps is None:
             continue
-        parts.append(e.deps if e.size == size else _broadcast(_collapse(e.deps), size))
+        if tuple(e.shape) == tuple(out.shape):
+            parts.append(e.deps)
+            continue
+        if size * e.deps.nnz > ENTRY_LIMIT * max(e.size, 1):
+            raise TooLarge("a broadcast")
+        src = np.broadcast_to(np.arange(e.size).reshape(e.shape), tuple(out.shape))
+        parts.append(sp.csr_matrix(e.deps[src.reshape(-1)], dtype=bool))
     return union(parts)
 
 
