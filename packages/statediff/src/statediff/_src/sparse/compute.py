@@ -317,8 +317,9 @@ def sparse_transform(kind: str, dense_transform: Callable[..., Any], sparsity: A
             call = _Call(fun, argnums, has_aux, args)
             if not _supported(kind, call):
                 return dense(*args)
-            plan = make_plan(kind, _pattern(kind, call, want or "auto", api),
-                             "auto" if want in (None, "auto") else "user")
+            auto = want is None or isinstance(want, str)
+            plan = make_plan(kind, _pattern(kind, call, "auto" if auto else want, api),
+                             "auto" if auto else "user")
             record(make_info(plan, block_infos(kind, call, plan), call.out_tree))
             if want is None:
                 return dense(*args)
