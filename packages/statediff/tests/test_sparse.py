@@ -190,7 +190,7 @@ def test_sj_vmap():
 def energy(x, k):
     edges = np.array([[0, 1], [1, 2], [2, 3], [3, 0], [4, 5], [5, 6], [6, 7], [1, 5]])
     d = x[edges[:, 0]] - x[edges[:, 1]]
-    return jnp.sum(k * jnp.cos(d)) + jnp.sum(x**4) + jnp.sum(k**2 * x[:2])
+    return jnp.sum(k * jnp.cos(d)) + jnp.sum(x**4) + jnp.sum(k[:2] ** 2 * x[:2])
 
 
 def test_hessian_sparse_graph():
