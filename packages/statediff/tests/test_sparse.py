@@ -307,3 +307,29 @@ def test_units_sparse_matches_dense():
         for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
             assert bu.get_unit(a) == bu.get_unit(b)
             np.testing.assert_allclose(bu.get_mantissa(a), bu.get_mantissa(b), rtol=1e-6)
+
+
+def test_sparse_output_on_dense_fallback_and_scalar_blocks():
+    w = _vals((5, 5), 16)
+    x = _vals(5, 17)
+    got = sd.jacfwd(lambda z: w @ jnp.tanh(z), sparse_output=True)(x)
+    assert isinstance(got, jsparse.BCOO)
+    close(got.todense(), jax.jacfwd(lambda z: w @ jnp.tanh(z))(x))
+
+    def h(a, b):
+        return a * b, jnp.sum(b**2)
+
+    a, b = jnp.float32(2.0), _vals(3, 18)
+    for api, ref in ((sd.jacfwd, jax.jacfwd), (sd.jacrev, jax.jacrev)):
+        want = ref(h, argnums=(0, 1))(a, b)
+        close(api(h, argnums=(0, 1), sparsity="auto")(a, b), want)
+        close(dense_of(api(h, argnums=(0, 1), sparse_output=True)(a, b)), want)
+
+
+def test_holomorphic():
+    def g(z):
+        return jnp.sin(z) * z[::-1]
+
+    z = jnp.array([1 + 2j, 0.5 - 1j, 3 + 0j], jnp.complex64)
+    for api, ref in ((sd.jacfwd, jax.jacfwd), (sd.jacrev, jax.jacrev)):
+        close(api(g, holomorphic=True, sparsity="auto")(z), ref(g, holomorphic=True)(z))
