@@ -228,7 +228,9 @@ def _decompress(kind: str, call: _Call, plan: Plan, comp: list[Any], sparse_outp
 
     def one(a: int, b: int, r0: int, r1: int, c0: int, c1: int, shape: Any, dtype: Any) -> Any:
         r, c, k, i = _block_reads(plan, r0, r1, c0, c1)
-        vals = big[jnp.asarray(k, jnp.int32), jnp.asarray(i, jnp.int32)] if r.size else \
+        flat = k * big.shape[1] + i
+        vals = big.reshape(-1)[jnp.asarray(flat, jnp.int32 if flat.max(initial=0) < 2**31
+                                           else jnp.int64)] if r.size else \
             jnp.zeros((0,), big.dtype)
         return _make_block(vals, r, c, shape, c1 - c0, dtype, sparse_output)
 
