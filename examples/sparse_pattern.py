@@ -1,15 +1,18 @@
+# requires: matplotlib
 """Draw the detected sparsity patterns shown on the guide page "Sparse Jacobians".
 
 Left: the Jacobian of one step of a 60-neuron leaky network (3 random synapses per neuron)
 with respect to its potentials, each non-zero coloured by the colour of its column (one JVP
 per colour). Right: the Hessian of a sum of pairwise interactions on a random sparse graph,
-star-coloured. Writes ``docs/_static/sparse_pattern.png``.
+star-coloured. Writes ``sparse_pattern.png`` into ``$EXAMPLES_OUTPUT_DIR`` when set (the
+example tests), else into ``docs/_static/`` (the picture the docs show).
 
     python examples/sparse_pattern.py
 """
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 import jax.numpy as jnp
@@ -22,7 +25,10 @@ import numpy as np  # noqa: E402
 import statediff as sd  # noqa: E402
 import stategraph as sg  # noqa: E402
 
-OUT = pathlib.Path(__file__).resolve().parents[1] / "docs" / "_static" / "sparse_pattern.png"
+_DIR = os.environ.get("EXAMPLES_OUTPUT_DIR") or (
+    pathlib.Path(__file__).resolve().parents[1] / "docs" / "_static"
+)
+OUT = pathlib.Path(_DIR) / "sparse_pattern.png"
 
 
 def network_info(n=60, k=3):
