@@ -20,6 +20,7 @@ from statediff._src.hessian import hessian
 from statediff._src.jacobian import jacfwd, jacobian, jacrev
 from statediff._src.jvp import JVPTransform, jvp
 from statediff._src.linearize import LinearizeTransform, linearize
+from statediff._src.sparse.plan import BlockSparsity, SparsityInfo
 from statediff._src.transform import GradientTransform
 from statediff._src.units_hook import UnitsBackend, register_units_backend, units_backend
 from statediff._src.vjp import VJPTransform, vjp
@@ -28,9 +29,11 @@ from statediff.errors import UnitsNotInstalledError
 __version__ = "0.1.0"
 
 __all__ = [
+    "BlockSparsity",
     "GradientTransform",
     "JVPTransform",
     "LinearizeTransform",
+    "SparsityInfo",
     "UnitsBackend",
     "UnitsNotInstalledError",
     "VJPTransform",

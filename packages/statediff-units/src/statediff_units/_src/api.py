@@ -20,6 +20,8 @@ def jacfwd(
     unit_aware: bool = True,
     check_states: bool = True,
     chunk_size: int | None = None,
+    sparsity: Any = None,
+    sparse_output: bool = False,
 ) -> Any:
     """Unit-aware forward-mode Jacobian: :func:`statediff.jacfwd` with units.
 
@@ -39,6 +41,8 @@ def jacfwd(
         unit_aware: Keep units (default True); False is plain statediff.
         check_states: Raise if a state in ``grad_states`` is never touched.
         chunk_size: Basis vectors per forward pass (bounds peak memory).
+        sparsity: As :func:`statediff.jacfwd` (None, ``"auto"`` or a pattern).
+        sparse_output: As :func:`statediff.jacfwd`.
 
     Returns:
         A function with ``func``'s signature returning what
@@ -66,6 +70,8 @@ def jacfwd(
         unit_aware=unit_aware,
         check_states=check_states,
         chunk_size=chunk_size,
+        sparsity=sparsity,
+        sparse_output=sparse_output,
     )
 
 
@@ -80,6 +86,8 @@ def jacrev(
     unit_aware: bool = True,
     check_states: bool = True,
     chunk_size: int | None = None,
+    sparsity: Any = None,
+    sparse_output: bool = False,
 ) -> Any:
     """Unit-aware reverse-mode Jacobian: :func:`statediff.jacrev` with units.
 
@@ -98,6 +106,8 @@ def jacrev(
         unit_aware: Keep units (default True); False is plain statediff.
         check_states: Raise if a state in ``grad_states`` is never touched.
         chunk_size: Cotangent basis vectors per reverse pass.
+        sparsity: As :func:`statediff.jacrev` (None, ``"auto"`` or a pattern).
+        sparse_output: As :func:`statediff.jacrev`.
 
     Returns:
         A function with ``func``'s signature.
@@ -123,6 +133,8 @@ def jacrev(
         unit_aware=unit_aware,
         check_states=check_states,
         chunk_size=chunk_size,
+        sparsity=sparsity,
+        sparse_output=sparse_output,
     )
 
 
@@ -137,6 +149,8 @@ def jacobian(
     unit_aware: bool = True,
     check_states: bool = True,
     chunk_size: int | None = None,
+    sparsity: Any = None,
+    sparse_output: bool = False,
 ) -> Any:
     """Alias of :func:`jacrev` (as :func:`statediff.jacobian`), unit-aware by default.
 
@@ -151,6 +165,8 @@ def jacobian(
         unit_aware: Keep units (default True).
         check_states: Raise if a state in ``grad_states`` is never touched.
         chunk_size: Cotangent basis vectors per reverse pass.
+        sparsity: As :func:`statediff.jacrev` (None, ``"auto"`` or a pattern).
+        sparse_output: As :func:`statediff.jacrev`.
 
     Returns:
         A function with ``func``'s signature.
@@ -171,6 +187,8 @@ def jacobian(
         unit_aware=unit_aware,
         check_states=check_states,
         chunk_size=chunk_size,
+        sparsity=sparsity,
+        sparse_output=sparse_output,
     )
 
 
@@ -282,6 +300,8 @@ def hessian(
     holomorphic: bool = False,
     unit_aware: bool = True,
     check_states: bool = True,
+    sparsity: Any = None,
+    sparse_output: bool = False,
 ) -> Any:
     """Unit-aware Hessian: :func:`statediff.hessian` with units.
 
@@ -298,6 +318,8 @@ def hessian(
         holomorphic: ``func`` is holomorphic.
         unit_aware: Keep units (default True); False is plain statediff.
         check_states: Raise if a state in ``grad_states`` is never touched.
+        sparsity: As :func:`statediff.hessian` (None, ``"auto"`` or a pattern).
+        sparse_output: As :func:`statediff.hessian`.
 
     Returns:
         A function with ``func``'s signature.
@@ -317,4 +339,6 @@ def hessian(
         holomorphic=holomorphic,
         unit_aware=unit_aware,
         check_states=check_states,
+        sparsity=sparsity,
+        sparse_output=sparse_output,
     )

@@ -7,6 +7,8 @@ from typing import Any
 
 import jax
 
+from .sparse.compute import sparse_transform
+from .sparse.plan import check_sparsity
 from .transform import GradientTransform
 from .units_hook import route
 
@@ -30,6 +32,8 @@ def hessian(
     unit_aware: bool = False,
     check_states: bool = True,
     debug_nan: bool = False,
+    sparsity: Any = None,
+    sparse_output: bool = False,
 ) -> Any:
     """Stateful counterpart of ``jax.hessian`` (forward-over-reverse).
 
@@ -67,6 +71,11 @@ def hessian(
             operation that produced the first NaN) instead of returning a
             derivative that holds NaN or Inf, as brainstate; the failing call
             leaves every state as it was.
+        sparsity: None (dense), ``"auto"`` (detect the Hessian's pattern and
+            star-colour it: one forward-over-reverse product per colour), or
+            the (n x n) pattern over all differentiated input elements as a
+            boolean array or ``BCOO``. Scalar functions only (otherwise dense).
+        sparse_output: Return each block as a ``BCOO``.
 
     Returns:
         A function with ``func``'s signature.
@@ -85,15 +94,26 @@ def hessian(
         return_value=return_value,
         holomorphic=holomorphic,
         check_states=check_states,
+        sparsity=sparsity,
+        sparse_output=sparse_output,
     )
     if debug_nan:
         options["debug_nan"] = True
     routed = route(hessian, func, unit_aware, options)
     if routed is not None:
         return routed
+    check_sparsity("statediff.hessian", sparsity, sparse_output)
     return GradientTransform(
         func,
-        _hessian_transform(holomorphic),
+        sparse_transform(
+            "hessian",
+            _hessian_transform(holomorphic),
+            sparsity,
+            sparse_output,
+            None,
+            holomorphic,
+            "statediff.hessian",
+        ),
         debug_nan=debug_nan,
         grad_states=grad_states,
         argnums=argnums,

@@ -7,6 +7,8 @@ from typing import Any
 
 import jax
 
+from .sparse.compute import sparse_transform
+from .sparse.plan import check_sparsity
 from .transform import GradientTransform
 from .units_hook import route
 
@@ -69,6 +71,8 @@ def jacfwd(
     check_states: bool = True,
     chunk_size: int | None = None,
     debug_nan: bool = False,
+    sparsity: Any = None,
+    sparse_output: bool = False,
 ) -> Any:
     """Stateful counterpart of ``jax.jacfwd``: forward-mode Jacobian.
 
@@ -120,6 +124,14 @@ def jacfwd(
             operation that produced the first NaN) instead of returning a
             derivative that holds NaN or Inf, as brainstate; the failing call
             leaves every state as it was.
+        sparsity: None (dense), ``"auto"`` (detect the pattern from the
+            traced jaxpr and colour it: one JVP per colour), or the pattern
+            of the Jacobian's 2-D flattening (all output elements x all
+            differentiated input elements) as a boolean array or ``BCOO``.
+            See the guide page "Sparse Jacobians".
+        sparse_output: Return each block as a
+            ``jax.experimental.sparse.BCOO`` (implies ``sparsity="auto"``
+            when ``sparsity`` is None).
 
     Returns:
         A function with ``func``'s signature returning what the table says.
@@ -151,6 +163,8 @@ def jacfwd(
         check_states=check_states,
         chunk_size=chunk_size,
         debug_nan=debug_nan,
+        sparsity=sparsity,
+        sparse_output=sparse_output,
     )
     if debug_nan:
         options["debug_nan"] = True
@@ -158,9 +172,18 @@ def jacfwd(
     if routed is not None:
         return routed
     _check_chunk("statediff.jacfwd", chunk_size)
+    check_sparsity("statediff.jacfwd", sparsity, sparse_output)
     return GradientTransform(
         func,
-        _jacfwd_transform(chunk_size, holomorphic),
+        sparse_transform(
+            "jacfwd",
+            _jacfwd_transform(chunk_size, holomorphic),
+            sparsity,
+            sparse_output,
+            chunk_size,
+            holomorphic,
+            "statediff.jacfwd",
+        ),
         debug_nan=debug_nan,
         grad_states=grad_states,
         argnums=argnums,
@@ -184,6 +207,8 @@ def jacrev(
     check_states: bool = True,
     chunk_size: int | None = None,
     debug_nan: bool = False,
+    sparsity: Any = None,
+    sparse_output: bool = False,
 ) -> Any:
     """Stateful counterpart of ``jax.jacrev``: reverse-mode Jacobian.
 
@@ -207,6 +232,9 @@ def jacrev(
             operation that produced the first NaN) instead of returning a
             derivative that holds NaN or Inf, as brainstate; the failing call
             leaves every state as it was.
+        sparsity: As :func:`jacfwd`, with the rows coloured (one VJP per
+            colour).
+        sparse_output: Return each block as a ``BCOO``.
 
     Returns:
         A function with ``func``'s signature returning what :func:`jacfwd`'s
@@ -228,6 +256,8 @@ def jacrev(
         check_states=check_states,
         chunk_size=chunk_size,
         debug_nan=debug_nan,
+        sparsity=sparsity,
+        sparse_output=sparse_output,
     )
     if debug_nan:
         options["debug_nan"] = True
@@ -235,9 +265,18 @@ def jacrev(
     if routed is not None:
         return routed
     _check_chunk("statediff.jacrev", chunk_size)
+    check_sparsity("statediff.jacrev", sparsity, sparse_output)
     return GradientTransform(
         func,
-        _jacrev_transform(chunk_size, holomorphic, allow_int),
+        sparse_transform(
+            "jacrev",
+            _jacrev_transform(chunk_size, holomorphic, allow_int),
+            sparsity,
+            sparse_output,
+            chunk_size,
+            holomorphic,
+            "statediff.jacrev",
+        ),
         debug_nan=debug_nan,
         grad_states=grad_states,
         argnums=argnums,
@@ -262,6 +301,8 @@ def jacobian(
     check_states: bool = True,
     chunk_size: int | None = None,
     debug_nan: bool = False,
+    sparsity: Any = None,
+    sparse_output: bool = False,
 ) -> Any:
     """Alias of :func:`jacrev` (as ``jax.jacobian`` is of ``jax.jacrev``).
 
@@ -283,4 +324,6 @@ def jacobian(
         check_states=check_states,
         chunk_size=chunk_size,
         debug_nan=debug_nan,
+        sparsity=sparsity,
+        sparse_output=sparse_output,
     )

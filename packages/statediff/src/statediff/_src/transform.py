@@ -133,6 +133,24 @@ class GradientTransform:
     def __repr__(self) -> str:
         return f"{self.name}({getattr(self.target, '__qualname__', self.target)!r})"
 
+    def sparsity(self, *args: Any, **kwargs: Any) -> Any:
+        """Return the sparsity pattern and colouring of a call with these arguments.
+
+        Traces the call (no state changes, nothing computed) and returns a
+        :class:`~statediff.SparsityInfo`: the detected or given pattern, the
+        colours, the number of compressed passes and the per-block patterns
+        in the layout of the result. With ``sparsity=None`` it reports what
+        ``sparsity="auto"`` would detect.
+
+        Example:
+            >>> import jax.numpy as jnp, statediff as sd
+            >>> sd.jacfwd(lambda x: jnp.sin(x), sparsity="auto").sparsity(jnp.ones(3)).num_colors
+            1
+        """
+        from .sparse.report import sparsity_of
+
+        return sparsity_of(self, args, kwargs)
+
     # ------------------------------------------------------------ the driver
     def _internal_argnums(self) -> int | tuple[int, ...]:
         shift = 1 if self.grad_states.given else 0

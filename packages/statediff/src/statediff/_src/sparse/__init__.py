@@ -1,0 +1,1 @@
+"""Sparse Jacobians and Hessians: detection, colouring, compressed evaluation."""
