@@ -27,11 +27,12 @@ def _tqdm() -> Any:
 class ProgressBar:
     """A progress bar for :func:`statejax.for_loop`, drawn with tqdm.
 
-    The loop body reports its iteration counter to the host with an ordered
+    The loop body reports its iteration counter to the host with a
     ``jax.debug.callback`` every ``interval`` iterations (and at the last
     one), so the bar advances while compiled code runs, inside ``sj.jit``
-    too. Ordered callbacks cannot be batched: do not use a progress bar
-    inside ``vmap``.
+    too, and on a mesh of several devices or hosts (the callback is unordered;
+    on several processes, each process with a reporting device draws its own
+    bar). Do not use a progress bar inside ``vmap``.
 
     Args:
         interval: Update the bar every this many iterations (default: about
@@ -80,7 +81,9 @@ class ProgressBar:
         update = functools.partial(self._update, n=n)
 
         def report(i: Any) -> None:
-            jax.debug.callback(update, i, ordered=True)
+            # Unordered: JAX refuses ordered effects on more than one device (a sharded loop,
+            # a mesh of several hosts). ``_update`` tolerates late or repeated reports.
+            jax.debug.callback(update, i, ordered=False)
 
         def skip(i: Any) -> None:
             return None
@@ -91,13 +94,18 @@ class ProgressBar:
         """Host side: move the bar to ``i + 1`` of ``n`` (a new bar at ``i == 0``)."""
         i = int(i)
         with self._lock:
-            if i == 0 or self._bar is None:
-                if self._bar is not None:
-                    self._bar.close()
-                self._bar = self._tqdm(total=n, desc=self.desc, **self.tqdm_kwargs)
-            self._bar.update(i + 1 - self._bar.n)
+            bar = self._bar
+            if bar is not None and i == 0 and bar.n > 1:  # a new run of the loop
+                bar.close()
+                bar = self._bar = None
+            if bar is None:
+                if i != 0 and i + 1 >= n:  # a repeated report of a loop already finished
+                    return
+                bar = self._bar = self._tqdm(total=n, desc=self.desc, **self.tqdm_kwargs)
+            if i + 1 > bar.n:  # reports may come late or repeated (one per shard)
+                bar.update(i + 1 - bar.n)
             if i + 1 >= n:
-                self._bar.close()
+                bar.close()
                 self._bar = None
 
 
