@@ -10,9 +10,9 @@ process: each process passes only the rows its own devices hold.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
-import os
 
 import jax
 import jax.numpy as jnp
@@ -21,8 +21,8 @@ from jax.experimental import multihost_utils
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-import stategraph as sg
 import statediff as sd
+import stategraph as sg
 import statejax as sj
 
 SCENARIOS: dict[str, Callable[[], dict[str, np.ndarray]]] = {}

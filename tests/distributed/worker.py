@@ -1,6 +1,8 @@
 """One process of a distributed test job (started by ``cluster.py``, never by pytest itself).
 
-Usage: ``python worker.py scenarios NAME...`` or ``python worker.py pytest PYTEST_ARGS...``.
+Usage: ``python worker.py scenarios NAME... [--pytest PYTEST_ARGS...]`` (``all``: every
+scenario meant to succeed), ``python worker.py pytest PYTEST_ARGS...``, or ``python worker.py
+hang`` (a worker that never returns, for the launcher's own test).
 The job is described by environment variables (``SJ_DIST_*``, set by ``cluster.Job``). With more
 than one process, the worker joins JAX's multi-process runtime on 127.0.0.1 with short timeouts.
 On any error it prints the traceback and ends itself at once (``os._exit``): it kills nothing
@@ -41,10 +43,9 @@ def initialize() -> None:
 
 
 def run_scenarios(names: list[str]) -> int:
+    import jax
     import numpy as np
     import scenarios
-
-    import jax
 
     out = Path(os.environ["SJ_DIST_OUT"])
     job = os.environ["SJ_DIST_JOB"]
@@ -56,21 +57,64 @@ def run_scenarios(names: list[str]) -> int:
     return 0
 
 
+class _HypothesisProfile:
+    """A pytest plugin loading a deterministic, short Hypothesis profile.
+
+    Deterministic: every process must draw the same examples, or their collectives would not
+    match. Short: every example compiles once per process. (Registered from a plugin so that
+    Hypothesis is imported by pytest, which can then rewrite its asserts.)
+    """
+
+    def pytest_configure(self, config: object) -> None:
+        from hypothesis import HealthCheck, settings
+
+        settings.register_profile(
+            "distributed",
+            deadline=None,
+            max_examples=5,
+            derandomize=True,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        )
+        settings.load_profile("distributed")
+
+
 def run_pytest(args: list[str]) -> int:
     import pytest
 
-    return int(pytest.main([*args, "-p", "no:cacheprovider", "-q", "-x"]))
+    args = [*args, "-p", "no:cacheprovider", "-q", "-x"]
+    return int(pytest.main(args, plugins=[_HypothesisProfile()]))
+
+
+def hang() -> int:
+    """Never return (for the parent's hard-timeout test); start a child that hangs too."""
+    import subprocess
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+    out = Path(os.environ["SJ_DIST_OUT"])
+    rank = os.environ["SJ_DIST_PROCESS_ID"]
+    (out / f"{os.environ['SJ_DIST_JOB']}.rank{rank}.child").write_text(str(child.pid))
+    time.sleep(3600)
+    return 1
 
 
 def main(argv: list[str]) -> int:
-    mode, rest = argv[0], argv[1:]
+    if argv == ["hang"]:
+        return hang()
+    # ``scenarios NAME... [--pytest PYTEST_ARGS...]``, or ``pytest PYTEST_ARGS...``.
+    scenario_names, pytest_args = argv[1:], None
+    if argv[0] == "pytest":
+        scenario_names, pytest_args = [], argv[1:]
+    elif argv[0] != "scenarios":
+        raise SystemExit(f"worker.py: unknown mode {argv[0]!r}")
+    elif "--pytest" in scenario_names:
+        at = scenario_names.index("--pytest")
+        scenario_names, pytest_args = scenario_names[:at], scenario_names[at + 1 :]
     initialize()
-    if mode == "scenarios":
-        code = run_scenarios(rest)
-    elif mode == "pytest":
-        code = run_pytest(rest)
-    else:
-        raise SystemExit(f"worker.py: unknown mode {mode!r}")
+    code = run_scenarios(scenario_names) if scenario_names else 0
+    if code == 0 and pytest_args is not None:
+        code = run_pytest(pytest_args)
     if code == 0 and int(os.environ["SJ_DIST_NUM_PROCESSES"]) > 1:
         import jax
 

@@ -128,8 +128,8 @@ class StatefulFunction:
             donate = (1, *donate)
         in_shardings = kw.pop("in_shardings", None)
         if in_shardings is not None:
-            values = [s._value for s in plan.read_states() or []]
-            kw["in_shardings"] = runner_in_shardings(in_shardings, values, plan.split, n_args)
+            read = plan.read_states() or []
+            kw["in_shardings"] = runner_in_shardings(in_shardings, read, plan.split, n_args)
         out_shardings = kw.pop("out_shardings", None)
         if out_shardings is not None:
             kw["out_shardings"] = (out_shardings, *([None] * plan.n_write))
