@@ -51,6 +51,8 @@ class Job:
     procs: list[subprocess.Popen] = field(default_factory=list)
     started: float = 0.0
     elapsed: float = 0.0
+    # Seconds from noticing the failure (a worker's exit, or the timeout) to the job's end.
+    teardown: float = 0.0
 
     def log(self, rank: int) -> Path:
         return self.out_dir / f"{self.name}.rank{rank}.log"
@@ -117,8 +119,10 @@ class Job:
                 else:
                     time.sleep(0.05)
         finally:
+            noticed = time.monotonic()
             self.kill_leftovers()
             self.elapsed = time.monotonic() - self.started
+            self.teardown = time.monotonic() - noticed
         if problem is not None:
             raise JobFailed(f"job {self.name!r}: {problem} ({self.elapsed:.1f} s)\n{self.logs()}")
 

@@ -135,20 +135,21 @@ def _assert_reaped(job: Job) -> None:
 
 def test_a_failing_worker_fails_the_job_in_seconds(tmp_path: Path) -> None:
     job = Job("fail", 2, 4, ["scenarios", "fail_on_process_1"], tmp_path)
-    start = time.monotonic()
     with pytest.raises(JobFailed, match="worker 1 exited with code 1") as err:
         run(job)
-    assert time.monotonic() - start < 30
+    # Worker 0 was waiting for worker 1 in a collective: it is killed at once, long before
+    # its heartbeat timeout or the job's hard timeout.
+    assert job.teardown < 5, job.teardown
+    assert job.elapsed < job.timeout_s / 2
     assert "as intended" in str(err.value)
     _assert_reaped(job)
 
 
 def test_a_hanging_worker_is_killed_at_the_hard_timeout(tmp_path: Path) -> None:
     job = Job("hang", 2, 4, ["hang"], tmp_path, timeout_s=4)
-    start = time.monotonic()
     with pytest.raises(JobFailed, match="timed out after 4 s"):
         run(job)
-    assert time.monotonic() - start < 15
+    assert job.elapsed < 4 + 5 and job.teardown < 5
     _assert_reaped(job)
     for rank in range(2):  # what the worker started went with it (its process group)
         child = int(tmp_path.joinpath(f"hang.rank{rank}.child").read_text())
