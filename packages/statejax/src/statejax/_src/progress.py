@@ -31,7 +31,7 @@ class ProgressBar:
     ``jax.debug.callback`` every ``interval`` iterations (and at the last
     one), so the bar advances while compiled code runs, inside ``sj.jit``
     too, and on a mesh of several devices or hosts (the callback is unordered;
-    on several processes, each process with a reporting device draws its own
+    on several processes, the process owning the reporting device draws the
     bar). Do not use a progress bar inside ``vmap``.
 
     Args:
