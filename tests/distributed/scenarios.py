@@ -171,11 +171,32 @@ def shard_map() -> dict[str, np.ndarray]:
 
     drive = global_array(np.arange(32, dtype=np.float32).reshape(8, 4) / 32, sharding)
     outs = [to_host(step(drive)) for _ in range(2)]
+
+    # sd.grad inside sj.shard_map: per-shard gradients of a replicated parameter, averaged
+    # over the data axis with pmean, and the update written back into the state.
+    replicated = NamedSharding(mesh, P())
+    w = sg.ParamState(global_array(np.full(4, 0.5, np.float32), replicated), name="w")
+
+    def loss(x):
+        return jnp.mean(jnp.tanh(x @ w.value) ** 2)
+
+    @sj.jit
+    @sj.shard_map(mesh=mesh, in_specs=P("data"), out_specs=P())
+    def grad_step(x):
+        g = jax.lax.pmean(sd.grad(loss, grad_states=w)(x), "data")
+        w.value = w.value - 0.5 * g
+        return g
+
+    x = batch_array(data(3)[0], NamedSharding(mesh, P("data")))
+    grads = [to_host(grad_step(x)) for _ in range(2)]
     return {
         "outs": np.stack(outs),
         "field": to_host(field.value),
         "total": to_host(total.value),
         "kept_field": kept(field, sharding),
+        "grads": np.stack(grads),
+        "w": to_host(w.value),
+        "kept_w": kept(w, replicated),
     }
 
 

@@ -42,10 +42,11 @@ def _user_mesh(in_shardings: Any) -> Any:
 
 
 def _committed_to_one_device(x: Any) -> bool:
+    if not isinstance(x, jax.Array) or isinstance(x, jax.core.Tracer):
+        return False
     sharding = getattr(x, "sharding", None)
     return (
-        isinstance(x, jax.Array)
-        and x.committed
+        bool(getattr(x, "committed", False))
         and isinstance(sharding, Sharding)
         and len(sharding.device_set) == 1
     )
@@ -84,7 +85,9 @@ def runner_in_shardings(
             one entry per dynamic positional argument).
         states: The plan's read states, in read order.
         split: The plan's ``split`` (read-order values -> (read-only, read-and-written)).
-        n_dynamic_args: How many non-static positional arguments the traced call has.
+        n_dynamic_args: How many non-static positional arguments the traced call has
+            (used to repeat a single sharding; a later call with another number of
+            positional arguments gets ``jax.jit``'s own error about ``in_shardings``).
     """
     if isinstance(in_shardings, (tuple, list)):
         user = tuple(in_shardings)
