@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
 import traceback
 from pathlib import Path
 
@@ -20,6 +22,22 @@ from pathlib import Path
 INIT_TIMEOUT_S = 30
 HEARTBEAT_TIMEOUT_S = 10
 SHUTDOWN_TIMEOUT_S = 10
+
+
+def exit_with_parent() -> None:
+    """End this process if the parent dies (say, pytest killed by a cancelled CI job).
+
+    Workers run in their own process group, so a signal to the parent's group misses them; a
+    parent that could not kill them leaves orphans, which must not run on.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(3)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def initialize() -> None:
@@ -89,9 +107,10 @@ def run_pytest(args: list[str]) -> int:
 def hang() -> int:
     """Never return (for the parent's hard-timeout test); start a child that hangs too."""
     import subprocess
-    import time
 
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+    # The child, too, ends if its parent (this worker) goes.
+    code = "import os, time\np = os.getppid()\nwhile os.getppid() == p: time.sleep(0.5)"
+    child = subprocess.Popen([sys.executable, "-c", code])
     out = Path(os.environ["SJ_DIST_OUT"])
     rank = os.environ["SJ_DIST_PROCESS_ID"]
     (out / f"{os.environ['SJ_DIST_JOB']}.rank{rank}.child").write_text(str(child.pid))
@@ -100,6 +119,7 @@ def hang() -> int:
 
 
 def main(argv: list[str]) -> int:
+    exit_with_parent()
     if argv == ["hang"]:
         return hang()
     # ``scenarios NAME... [--pytest PYTEST_ARGS...]``, or ``pytest PYTEST_ARGS...``.
