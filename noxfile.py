@@ -5,6 +5,7 @@ Run ``nox -l`` for the list. The default (``nox``) runs: tests lint layers build
     nox -s tests                                        # every layer on CPU, then integration
     nox -s "tests(layer='statejax', backend='cpu')"     # one layer, one backend
     nox -s lint layers build docs                       # static checks, packaging, docs
+    nox -s distributed                                  # 2 and 4 JAX processes on 127.0.0.1
     nox -s demo | bench | bench-peers                   # examples and benchmarks
 
 Adding a package to the stack = adding its folder packages/<dist>/ and one line to LAYERS.
@@ -278,6 +279,19 @@ def tests(session: nox.Session, layer: str, backend: str) -> None:
         success_codes=ok_codes,
         external=True,  # the cuda legs may use an interpreter outside the venv
     )
+
+
+@nox.session
+def distributed(session: nox.Session) -> None:
+    """Multi-process tests: 2 and 4 JAX processes on 127.0.0.1 (CPU devices, gloo collectives).
+
+    tests/distributed starts its own worker processes (one jax.distributed process each) with
+    short heartbeat/shutdown timeouts and a hard timeout per job in the parent, so a failing
+    or hanging worker fails the session in seconds, never hangs it.
+    """
+    install_all_layers(session, *TEST_TOOLS)
+    env = {"JAX_PLATFORMS": "cpu", "HYPOTHESIS_PROFILE": "ci"}
+    session.run("python", "-m", "pytest", "tests/distributed", *session.posargs, env=env)
 
 
 # ----------------------------------------------------------------------------- static checks

@@ -173,3 +173,13 @@ def test_one_version_and_exact_pins() -> None:
             name = re.split(r"[=<>!~\[ ;]", requirement, maxsplit=1)[0]
             if name in projects:
                 assert requirement == f"{name}=={version}", f"{dist}: pin {requirement!r}"
+
+
+def test_distributed_session_runs_in_ci(workflow: dict, valid_names: set[str]) -> None:
+    """The multi-process session exists, is not a default, and both CI entry points run it."""
+    assert "distributed" in valid_names
+    assert "distributed" in {name for _, name in _workflow_calls(workflow)}
+    ci_run = CI_RUN.read_text()
+    assert "python3 -m nox -s distributed" in ci_run
+    readme_tests = _readme_commands()["tests"]
+    assert ci_run.index(readme_tests) < ci_run.index("nox -s distributed"), "after the tests"

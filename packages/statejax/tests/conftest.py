@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from stategraph.extend import ACTIVE, open_traces
+
+# ``multihost`` (helpers that work on one process and on several) sits next to the tests.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 @pytest.fixture(autouse=True)

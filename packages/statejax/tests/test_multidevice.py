@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
+from multihost import assert_close, to_numpy
 
 import stategraph as sg
 import statejax as sj
@@ -22,8 +22,6 @@ def make_mesh(kind=AxisType.Auto):
     return jax.make_mesh((4, 2), ("x", "y"), axis_types=(kind, kind))
 
 
-def assert_close(a, b):
-    jax.tree.map(lambda x, y: np.testing.assert_allclose(np.asarray(x), np.asarray(y), 1e-5), a, b)
 
 
 @pytest.mark.parametrize("kind", [AxisType.Auto, AxisType.Explicit], ids=["auto", "explicit"])
@@ -165,3 +163,82 @@ def test_donation_failure_leaves_states_usable():
         bad(1.0)
     assert not h.value.is_deleted()
     assert_close(h.value, jnp.ones(8))
+
+
+def test_jit_in_shardings_with_states_on_one_device():
+    """Regression: states holding ordinary one-device arrays made jax.jit refuse the call."""
+    mesh = make_mesh()
+    row = NamedSharding(mesh, P("x"))
+    h = sg.ShortTermState(jnp.zeros(8), name="h")  # uncommitted, one device
+    scale = sg.ParamState(jnp.full(8, 2.0), name="scale")  # read only, one device
+    count = sg.ShortTermState(jax.device_put(jnp.zeros((), jnp.int32), jax.local_devices()[0]))
+
+    @sj.jit(in_shardings=(row,))
+    def f(x):
+        h.value = h.value + x * scale.value
+        count.value = count.value + 1
+        return x.sum()
+
+    @jax.jit
+    def pure(x, h, scale):
+        return x.sum(), h + x * scale
+
+    x = jax.device_put(jnp.arange(8.0), row)
+    hv = jnp.zeros(8)
+    for i in range(1, 3):
+        want, hv = pure(x, hv, jnp.full(8, 2.0))
+        assert_close(f(x), want)
+        assert_close(h.value, hv)
+        assert int(to_numpy(count.value)) == i
+    assert_close(scale.value, jnp.full(8, 2.0))
+
+
+def test_jit_one_in_sharding_applies_to_every_argument():
+    """Regression: a single Sharding (as jax.jit accepts) failed for two or more arguments."""
+    mesh = make_mesh()
+    row = NamedSharding(mesh, P("x"))
+    acc = sg.ShortTermState(jax.device_put(jnp.zeros(8), row), name="acc")
+
+    @sj.jit(in_shardings=row, static_argnums=1)
+    def f(x, n, y):
+        acc.value = acc.value + n * x
+        return x, y * n
+
+    x, y = jnp.arange(8.0), jnp.ones(8)
+    for i in range(1, 3):
+        out_x, out_y = f(x, 3, y)
+        assert_close((out_x, out_y), (x, 3 * y))
+        assert out_x.sharding.is_equivalent_to(row, 1)
+        assert out_y.sharding.is_equivalent_to(row, 1)
+        assert_close(acc.value, 3 * i * x)
+    assert acc.value.sharding.is_equivalent_to(row, 1)
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_for_loop_progress_bar_on_a_mesh(jit, capsys):
+    """Regression: the bar's ordered callback was refused on more than one device."""
+    mesh = make_mesh()
+    cols = NamedSharding(mesh, P(None, "x"))
+    c = sg.ShortTermState(jax.device_put(jnp.zeros(8), NamedSharding(mesh, P("x"))), name="c")
+    xs = jax.device_put(jnp.arange(48.0).reshape(6, 8), cols)
+
+    def body(x):
+        c.value = c.value + x
+        return c.value.sum()
+
+    def run(xs):
+        return sj.for_loop(body, xs, progress_bar=True)
+
+    def pure(c, xs):
+        def step(c, x):
+            return c + x, (c + x).sum()
+
+        return jax.lax.scan(step, c, xs)
+
+    want_c, want = pure(jnp.zeros(8), jnp.arange(48.0).reshape(6, 8))
+    out = (sj.jit(run) if jit else run)(xs)
+    jax.effects_barrier()
+    assert_close(out, want)
+    assert_close(c.value, want_c)
+    if jax.process_index() == 0:  # the process whose device reports
+        assert "6/6" in capsys.readouterr().err

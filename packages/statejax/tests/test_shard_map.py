@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax.sharding import AxisType
 from jax.sharding import PartitionSpec as P
+from multihost import assert_close
 
 import stategraph as sg
 import statejax as sj
@@ -29,8 +29,6 @@ def mesh2():
     return jax.make_mesh((4, 2), ("x", "y"), axis_types=(AxisType.Auto, AxisType.Auto))
 
 
-def assert_close(a, b):
-    jax.tree.map(lambda x, y: np.testing.assert_allclose(np.asarray(x), np.asarray(y), 1e-5), a, b)
 
 
 def test_replicated_and_sharded_states_match_jax_shard_map():

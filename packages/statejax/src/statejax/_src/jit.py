@@ -122,7 +122,10 @@ def jit(
         donate_states: Donate the buffers of the states the function writes
             (they are replaced by the new values anyway). Read-only states are
             never donated.
-        in_shardings: Shardings of the positional arguments (as ``jax.jit``).
+        in_shardings: Shardings of the positional arguments (as ``jax.jit``;
+            a single sharding applies to every argument). The states take
+            none: each keeps the sharding of its value (an ordinary one-device
+            array is placed by the compiler).
         out_shardings: Shardings of the output (as ``jax.jit``).
         **jit_kwargs: Passed to ``jax.jit`` (``keep_unused``, ``device``,
             ``backend``, ``inline``, ``compiler_options``, ...).

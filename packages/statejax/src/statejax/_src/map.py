@@ -89,8 +89,8 @@ def map(f: Callable[..., Any], *xs: Any, batch_size: int | None = None) -> Any: 
     elements) as one last smaller block: more throughput, more memory. The
     batched form may read states but not write them (as brainstate), since
     the elements of a block run at once; random states are the exception:
-    each element draws its own numbers and the key advances once per block. Eager calls run one cached compiled
-    function per signature.
+    each element draws its own numbers and the key advances once per block.
+    Eager calls run one cached compiled function per signature.
 
     Args:
         f: The function of one slice of each of ``xs``.

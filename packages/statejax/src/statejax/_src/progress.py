@@ -100,11 +100,13 @@ class ProgressBar:
     """A progress bar for :func:`statejax.for_loop` and :func:`statejax.scan`, drawn with tqdm.
 
     As ``brainstate.transform.ProgressBar``. The loop body reports its
-    iteration counter to the host with an ordered ``jax.debug.callback`` every
+    iteration counter to the host with a ``jax.debug.callback`` every
     ``freq`` iterations (and at the first and last one), so the bar advances
-    while compiled code runs, inside ``sj.jit`` too. Ordered callbacks cannot
-    be batched: do not use a progress bar inside ``vmap``. Every argument is
-    checked here, at construction: a bad one raises before any loop runs.
+    while compiled code runs, inside ``sj.jit`` too, and on a mesh of several
+    devices or hosts (the callback is unordered; on several processes, the
+    process owning the reporting device draws the bar). Do not use a progress
+    bar inside ``vmap``. Every argument is checked here, at construction: a
+    bad one raises before any loop runs.
 
     Args:
         freq: Update the bar every this many iterations. Default: about 20
@@ -223,7 +225,9 @@ class ProgressBar:
         update = functools.partial(self._update, n=n)
 
         def report(i: Any, data: dict[str, Any]) -> None:
-            jax.debug.callback(update, i, data, ordered=True)
+            # Unordered: JAX refuses ordered effects on more than one device (a sharded loop,
+            # a mesh of several hosts). ``_update`` tolerates late or repeated reports.
+            jax.debug.callback(update, i, data, ordered=False)
 
         def skip(i: Any, data: dict[str, Any]) -> None:
             return None
@@ -241,14 +245,19 @@ class ProgressBar:
         """Host side: move the bar to ``i + 1`` of ``n`` (a new bar at ``i == 0``)."""
         i = int(i)
         with self._lock:
-            if i == 0 or self._bar is None:
-                if self._bar is not None:
-                    self._bar.close()
-                self._bar = self._tqdm(total=n, **self.tqdm_kwargs)
-            self._bar.set_description(self._text(n, data), refresh=False)
-            self._bar.update(i + 1 - self._bar.n)
+            bar = self._bar
+            if bar is not None and i == 0 and bar.n > 1:  # a new run of the loop
+                bar.close()
+                bar = self._bar = None
+            if bar is None:
+                if i != 0 and i + 1 >= n:  # a repeated report of a loop already finished
+                    return
+                bar = self._bar = self._tqdm(total=n, **self.tqdm_kwargs)
+            if i + 1 > bar.n:  # reports may come late or repeated (one per shard)
+                bar.set_description(self._text(n, data), refresh=False)
+                bar.update(i + 1 - bar.n)
             if i + 1 >= n:
-                self._bar.close()
+                bar.close()
                 self._bar = None
 
 

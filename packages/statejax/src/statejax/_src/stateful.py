@@ -15,6 +15,7 @@ from stategraph.extend import open_traces, write_raw
 from .fastpath import Stale, make_call_function, reset, set_plan
 from .jax_compat import is_eager
 from .plan import Lifted, StatePlan, trace_lifted
+from .shardings import runner_in_shardings
 from .signature import (
     abstract_key,
     check_arguments,
@@ -116,8 +117,11 @@ class StatefulFunction(BrainstateMethods):
         self._plan: StatePlan | None = None
         reset(self._call)
 
-    def _compile_plan(self, plan: StatePlan) -> None:
-        """Give a new plan its compiled runner and its generated hot-path call."""
+    def _compile_plan(self, plan: StatePlan, n_args: int = 0) -> None:
+        """Give a new plan its compiled runner and its generated hot-path call.
+
+        ``n_args``: the number of dynamic positional arguments of the traced call.
+        """
         # The runner takes (read-only state values, read-and-written state
         # values, *args): two lists rather than one positional argument per
         # state, which JAX dispatches faster, and the second can be donated.
@@ -129,14 +133,8 @@ class StatefulFunction(BrainstateMethods):
             donate = (1, *donate)
         in_shardings = kw.pop("in_shardings", None)
         if in_shardings is not None:
-            if not isinstance(in_shardings, tuple):
-                in_shardings = (in_shardings,)
-            current = [
-                jax.tree.map(lambda x: getattr(x, "sharding", None), s._value)
-                for s in plan.read_states() or []
-            ]
-            ro, rw = plan.split(current)
-            kw["in_shardings"] = (ro, rw, *in_shardings)
+            read = plan.read_states() or []
+            kw["in_shardings"] = runner_in_shardings(in_shardings, read, plan.split, n_args)
         out_shardings = kw.pop("out_shardings", None)
         if out_shardings is not None:
             kw["out_shardings"] = (out_shardings, *([None] * plan.n_write))
@@ -223,7 +221,8 @@ class StatefulFunction(BrainstateMethods):
                 reuse=self._plan,
             )
             if lifted.plan.jitted is None:
-                self._compile_plan(lifted.plan)
+                n_static = sum(i < len(args) for i in self.static_argnums)
+                self._compile_plan(lifted.plan, len(args) - n_static)
             self._lifted[key] = lifted
             return lifted
 
