@@ -36,7 +36,8 @@ TEST_TOOLS = ["pytest>=8.1", "hypothesis>=6.100", "pytest-xdist>=3.5"]
 # matplotlib and optax: examples run by tests (optax in examples and benchmarks only, never in
 # the packages).
 META_TOOLS = ["pyyaml>=6", "nox>=2024.3.2", "matplotlib>=3.7", "optax>=0.2"]
-DOCS_TOOLS = ["sphinx>=7.2", "myst-parser>=2"]
+# The docs theme (sphinx-book-theme, as JAX's docs use) and copy buttons come from PyPI.
+DOCS_TOOLS = ["sphinx>=7.2", "myst-parser>=2", "sphinx-book-theme>=1.1", "sphinx-copybutton>=0.5"]
 LINT_TOOLS = ["ruff>=0.6"]
 IMPORT_LINTER = "import-linter>=2.17"  # >=2.17: the "protected" contract type
 PEERS = ["brainstate", "flax", "equinox", "optax"]
