@@ -35,7 +35,16 @@ TEST_TOOLS = ["pytest>=8.1", "hypothesis>=6.100", "pytest-xdist>=3.5"]
 # The integration session also runs tests/meta, which reads the CI workflow and `nox -l`.
 # matplotlib and optax: examples run by tests (optax in examples and benchmarks only, never in
 # the packages).
-META_TOOLS = ["pyyaml>=6", "nox>=2024.3.2", "matplotlib>=3.7", "optax>=0.2"]
+# orbax-checkpoint: the training guide saves and restores a checkpoint (never in the packages).
+# uv: tests/integration/test_install.py runs the README's uv install command.
+META_TOOLS = [
+    "pyyaml>=6",
+    "nox>=2024.3.2",
+    "matplotlib>=3.7",
+    "optax>=0.2",
+    "orbax-checkpoint>=0.11",
+    "uv>=0.4",
+]
 # Sphinx, MyST, the theme (sphinx-book-theme, as JAX's docs use) and copy buttons, from PyPI:
 # docs/requirements.txt, which Read the Docs installs too.
 DOCS_TOOLS = ["-r", "docs/requirements.txt"]
