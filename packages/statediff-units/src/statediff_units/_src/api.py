@@ -20,7 +20,7 @@ def jacfwd(
     unit_aware: bool = True,
     check_states: bool = True,
     chunk_size: int | None = None,
-) -> Any:
+) -> statediff.GradientTransform | Callable[[Callable[..., Any]], statediff.GradientTransform]:
     """Unit-aware forward-mode Jacobian: :func:`statediff.jacfwd` with units.
 
     States and arguments may hold ``brainunit`` Quantities; the block of
@@ -80,7 +80,7 @@ def jacrev(
     unit_aware: bool = True,
     check_states: bool = True,
     chunk_size: int | None = None,
-) -> Any:
+) -> statediff.GradientTransform | Callable[[Callable[..., Any]], statediff.GradientTransform]:
     """Unit-aware reverse-mode Jacobian: :func:`statediff.jacrev` with units.
 
     Same units rule as :func:`jacfwd`; same arguments and return contract as
@@ -137,7 +137,7 @@ def jacobian(
     unit_aware: bool = True,
     check_states: bool = True,
     chunk_size: int | None = None,
-) -> Any:
+) -> statediff.GradientTransform | Callable[[Callable[..., Any]], statediff.GradientTransform]:
     """Alias of :func:`jacrev` (as :func:`statediff.jacobian`), unit-aware by default.
 
     Args:
@@ -184,7 +184,7 @@ def grad(
     holomorphic: bool = False,
     unit_aware: bool = True,
     check_states: bool = True,
-) -> Any:
+) -> statediff.GradientTransform | Callable[[Callable[..., Any]], statediff.GradientTransform]:
     """Unit-aware gradient of a scalar function: :func:`statediff.grad` with units.
 
     Each gradient has the structure of its input and the unit
@@ -235,7 +235,7 @@ def vector_grad(
     return_value: bool = False,
     unit_aware: bool = True,
     check_states: bool = True,
-) -> Any:
+) -> statediff.GradientTransform | Callable[[Callable[..., Any]], statediff.GradientTransform]:
     """Unit-aware gradient of the sum of the output: :func:`statediff.vector_grad`.
 
     The output's leaves are summed, so they must share one unit.
@@ -282,7 +282,7 @@ def hessian(
     holomorphic: bool = False,
     unit_aware: bool = True,
     check_states: bool = True,
-) -> Any:
+) -> statediff.GradientTransform | Callable[[Callable[..., Any]], statediff.GradientTransform]:
     """Unit-aware Hessian: :func:`statediff.hessian` with units.
 
     The block of inputs ``x_i`` and ``x_j`` has unit

@@ -144,7 +144,7 @@ def fwd_grad(
     key: Any = None,
     unit_aware: bool = False,
     check_states: bool = True,
-) -> Any:
+) -> GradientTransform | Callable[[Callable[..., Any]], GradientTransform]:
     """Forward-gradient estimate of a scalar function (Baydin et al., 2022).
 
     Estimates the gradient without a backward pass: draws random directions

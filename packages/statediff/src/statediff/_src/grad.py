@@ -51,7 +51,7 @@ def grad(
     holomorphic: bool = False,
     unit_aware: bool = False,
     check_states: bool = True,
-) -> Any:
+) -> GradientTransform | Callable[[Callable[..., Any]], GradientTransform]:
     """Stateful counterpart of ``jax.grad``: gradient of a scalar function.
 
     Same return contract as :func:`~statediff.jacfwd` (a 12-case table of
@@ -118,7 +118,7 @@ def vector_grad(
     return_value: bool = False,
     unit_aware: bool = False,
     check_states: bool = True,
-) -> Any:
+) -> GradientTransform | Callable[[Callable[..., Any]], GradientTransform]:
     """Gradient of the sum of a vector (or pytree) output, by one ``jax.vjp``.
 
     Equal to ``grad(lambda *a: sum(func(*a)))`` but ``value`` is the unsummed

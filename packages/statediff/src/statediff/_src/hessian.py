@@ -29,7 +29,7 @@ def hessian(
     holomorphic: bool = False,
     unit_aware: bool = False,
     check_states: bool = True,
-) -> Any:
+) -> GradientTransform | Callable[[Callable[..., Any]], GradientTransform]:
     """Stateful counterpart of ``jax.hessian`` (forward-over-reverse).
 
     Same return contract as :func:`~statediff.jacfwd`. Unlike brainstate,

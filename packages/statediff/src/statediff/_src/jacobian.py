@@ -68,7 +68,7 @@ def jacfwd(
     unit_aware: bool = False,
     check_states: bool = True,
     chunk_size: int | None = None,
-) -> Any:
+) -> GradientTransform | Callable[[Callable[..., Any]], GradientTransform]:
     """Stateful counterpart of ``jax.jacfwd``: forward-mode Jacobian.
 
     Differentiates ``func`` with respect to the states in ``grad_states``
@@ -174,7 +174,7 @@ def jacrev(
     unit_aware: bool = False,
     check_states: bool = True,
     chunk_size: int | None = None,
-) -> Any:
+) -> GradientTransform | Callable[[Callable[..., Any]], GradientTransform]:
     """Stateful counterpart of ``jax.jacrev``: reverse-mode Jacobian.
 
     Same arguments and return contract as :func:`jacfwd` (see its table),
@@ -243,7 +243,7 @@ def jacobian(
     unit_aware: bool = False,
     check_states: bool = True,
     chunk_size: int | None = None,
-) -> Any:
+) -> GradientTransform | Callable[[Callable[..., Any]], GradientTransform]:
     """Alias of :func:`jacrev` (as ``jax.jacobian`` is of ``jax.jacrev``).
 
     Example:
