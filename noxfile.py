@@ -36,12 +36,34 @@ TEST_TOOLS = ["pytest>=8.1", "hypothesis>=6.100", "pytest-xdist>=3.5"]
 # The integration session also runs tests/meta, which reads the CI workflow and `nox -l`.
 # matplotlib and optax: examples run by tests (optax in examples and benchmarks only, never in
 # the packages).
-META_TOOLS = ["pyyaml>=6", "nox>=2024.3.2", "matplotlib>=3.7", "optax>=0.2"]
-DOCS_TOOLS = ["sphinx>=7.2", "myst-parser>=2"]
+# orbax-checkpoint: the training guide saves and restores a checkpoint (never in the packages).
+# uv: tests/integration/test_install.py runs the README's uv install command.
+META_TOOLS = [
+    "pyyaml>=6",
+    "nox>=2024.3.2",
+    "matplotlib>=3.7",
+    "optax>=0.2",
+    "orbax-checkpoint>=0.11",
+    "uv>=0.4",
+]
+# Sphinx, MyST, the theme (sphinx-book-theme, as JAX's docs use) and copy buttons, from PyPI:
+# docs/requirements.txt, which Read the Docs installs too.
+DOCS_TOOLS = ["-r", "docs/requirements.txt"]
 LINT_TOOLS = ["ruff>=0.6"]
 IMPORT_LINTER = "import-linter>=2.17"  # >=2.17: the "protected" contract type
 PEERS = ["brainstate", "flax", "equinox", "optax"]
 CPU_DEVICE_FLAG = "--xla_force_host_platform_device_count=8"
+# The oldest JAX the stack supports: every package declares jax>=JAX_FLOOR and raises an
+# ImportError naming it on an older JAX (packages/*/src/*/_src/jax_version.py). The
+# tests_jax_floor session runs every layer's tests on it (jaxlib pinned with it), and on the
+# newest JAX. tests/meta checks that the declarations agree with this line.
+JAX_FLOOR = "0.6.2"
+JAX_LEGS = ["floor", "newest"]
+# pytest-xdist on the CPU legs: one worker per core, idle workers steal queued tests. Tests
+# marked `serial` (timing measurements, anything that must have the machine to itself) are
+# left out of the parallel run and run alone afterwards.
+XDIST_ARGS = ["-n", os.environ.get("STATESTACK_TEST_WORKERS", "auto"), "--dist", "worksteal"]
+SERIAL_MARK = "serial"
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["tests", "lint", "layers", "build"]
@@ -269,16 +291,92 @@ def tests(session: nox.Session, layer: str, backend: str) -> None:
     else:
         session.install(*editable(dists), *TEST_TOOLS, *extra)
 
+    # The CUDA legs run in one process: each JAX process would claim most of the GPU's memory.
+    run_pytest(session, python, targets, env, ok_codes, parallel=backend == "cpu")
+
+
+def _has_serial_tests(targets: list[str]) -> bool:
+    """Whether any test file under ``targets`` uses the ``serial`` marker."""
+    needle = f"mark.{SERIAL_MARK}"
+    for target in targets:
+        path = ROOT / target
+        if not path.exists() or target.startswith("-"):
+            continue
+        files = [path] if path.is_file() else path.rglob("*.py")
+        if any(needle in f.read_text(encoding="utf-8", errors="replace") for f in files):
+            return True
+    return False
+
+
+def run_pytest(
+    session: nox.Session,
+    python: str,
+    targets: list[str],
+    env: dict[str, str],
+    ok_codes: list[int],
+    parallel: bool = True,
+) -> None:
+    """Run pytest on ``targets``: in parallel (pytest-xdist), then the serial tests alone.
+
+    Options after ``--`` on the nox command line come last, so ``-- -n 0`` turns the parallel
+    run off and ``-- -k name`` selects tests in both passes.
+    """
+    serial = parallel and _has_serial_tests(targets)
+    first = [*XDIST_ARGS] if parallel else []
+    if serial:
+        first += ["-m", f"not {SERIAL_MARK}"]
     session.run(
         python,
         "-m",
         "pytest",
         *targets,
+        *first,
         *session.posargs,
         env=env,
         success_codes=ok_codes,
         external=True,  # the cuda legs may use an interpreter outside the venv
     )
+    if serial:
+        session.run(
+            python,
+            "-m",
+            "pytest",
+            *targets,
+            "-m",
+            SERIAL_MARK,
+            *session.posargs,
+            env=env,
+            success_codes=[0, 5],  # 5: the selection (-k ...) left no serial test
+            external=True,
+        )
+
+
+@nox.session(name="tests_jax_floor")
+@nox.parametrize("jax", JAX_LEGS)
+def tests_jax_floor(session: nox.Session, jax: str) -> None:
+    """Every layer's tests and doctests on the oldest supported JAX (jax='floor') or the newest.
+
+    One venv holds the whole stack (the per-layer isolation is the tests session's job), with
+    jax and jaxlib pinned to JAX_FLOOR, or upgraded to the newest release; the tests run in
+    parallel (pytest-xdist).
+    """
+    dists = existing_layers()
+    if not dists:
+        session.skip(missing_message(LAYERS[0]))
+    if jax == "floor":
+        pins = [f"jax=={JAX_FLOOR}", f"jaxlib=={JAX_FLOOR}"]
+    else:
+        pins = ["-U", "jax", "jaxlib"]
+    session.install(*editable(dists), *TEST_TOOLS, *pins)
+    show = "import jax, jaxlib; print('jax', jax.__version__, 'jaxlib', jaxlib.__version__)"
+    session.run("python", "-c", show)
+    targets: list[str] = []
+    for dist in dists:
+        tests_dir = Path("packages", dist, "tests")
+        if (ROOT / tests_dir).is_dir():
+            targets.append(str(tests_dir))
+    targets += ["--doctest-modules", *(str(Path("packages", d, "src")) for d in dists)]
+    run_pytest(session, "python", targets, test_env("cpu"), [0])
 
 
 @nox.session
@@ -381,10 +479,56 @@ def layers(session: nox.Session) -> None:
 # ----------------------------------------------------------------------------- packaging
 
 
+# What every wheel's METADATA must say (the licence, who, where, what): field -> values that
+# must each appear. Checked by the build session.
+REQUIRED_METADATA = {
+    "License-Expression": ["Apache-2.0"],
+    "License-File": ["LICENSE"],
+    "Author": [],
+    "Keywords": [],
+    "Requires-Python": [],
+    "Project-URL": ["Homepage", "Documentation", "Repository", "Issues", "Changelog"],
+    "Classifier": [
+        "License :: OSI Approved :: Apache Software License",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Typing :: Typed",
+    ],
+}
+
+
+def _check_metadata(metadata: str, has_license_file: bool) -> list[str]:
+    """Problems with a wheel's METADATA text (licence, authors, URLs, classifiers, JAX floor)."""
+    fields: dict[str, list[str]] = {}
+    for line in metadata.split("\n\n", 1)[0].splitlines():
+        key, sep, value = line.partition(": ")
+        if sep:
+            fields.setdefault(key, []).append(value)
+    problems = []
+    for key, wanted in REQUIRED_METADATA.items():
+        values = fields.get(key)
+        if not values:
+            problems.append(f"METADATA has no {key}")
+            continue
+        for want in wanted:
+            if not any(v == want or v.startswith(f"{want},") for v in values):
+                problems.append(f"METADATA {key} lacks {want!r} (has {values})")
+    jax = [r for r in fields.get("Requires-Dist", []) if r.split(">")[0].split("=")[0] == "jax"]
+    if jax != [f"jax>={JAX_FLOOR}"]:
+        problems.append(f"METADATA requires {jax or 'no jax'}, not jax>={JAX_FLOOR} (JAX_FLOOR)")
+    if not has_license_file:
+        problems.append("no LICENSE in .dist-info/licenses/")
+    return problems
+
+
 def _check_wheel(path: Path, imp: str) -> list[str]:
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()
+        meta = [n for n in names if n.endswith(".dist-info/METADATA")]
+        metadata = zf.read(meta[0]).decode("utf-8") if meta else ""
     problems = []
+    licensed = any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    problems += _check_metadata(metadata, licensed) if meta else ["no .dist-info/METADATA"]
     if f"{imp}/py.typed" not in names:
         problems.append(f"missing {imp}/py.typed")
     for name in names:
@@ -403,6 +547,8 @@ def _check_sdist(path: Path) -> list[str]:
     with tarfile.open(path) as tf:
         names = tf.getnames()
     problems = []
+    if not any(name.split("/")[1:] == ["LICENSE"] for name in names):
+        problems.append("no LICENSE at the top of the sdist")
     for name in names:
         parts = name.split("/")
         if "tests" in parts[:-1] or "_build" in parts or "__pycache__" in parts:
@@ -412,7 +558,7 @@ def _check_sdist(path: Path) -> list[str]:
 
 @nox.session
 def build(session: nox.Session) -> None:
-    """Build sdist + wheel of every present package into dist/ and check the wheels' contents."""
+    """Build sdist + wheel of every package into dist/; check contents, licence and metadata."""
     dists = existing_layers()
     if not dists:
         session.skip(missing_message(LAYERS[0]))

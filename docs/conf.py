@@ -10,9 +10,11 @@ from typing import Any
 # Local extensions (docs/_ext): api_coverage fails the build on an undocumented public name.
 sys.path.insert(0, str(Path(__file__).resolve().parent / "_ext"))
 
-project = "stateful autodiff stack for JAX"
-author = "the stategraph developers"
-copyright = "the stategraph developers"
+# One name for the umbrella project: README, this title, the footer and the error-message
+# links (stategraph.errors.DOCS_URL, https://statestack.readthedocs.io) all say "statestack".
+project = "statestack"
+author = "the statestack developers"
+copyright = "2026, the statestack developers (Apache-2.0)"
 
 try:
     release = importlib.metadata.version("stategraph")
@@ -25,11 +27,14 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.viewcode",
+    "sphinx_copybutton",
     "api_coverage",
+    "api_pages",
 ]
 # Every name in these packages' __all__ must be documented (docs/_ext/api_coverage.py).
 api_coverage_packages = ["stategraph", "statejax", "statediff", "statediff_units"]
-# No intersphinx: the build must work offline.
+# No intersphinx: the build must work offline. The JAX function each transform mirrors is
+# linked by a plain URL (docs/_ext/api_pages.py).
 
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "index"
@@ -49,9 +54,29 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 
-html_theme = "alabaster"  # built into Sphinx: no theme download
-html_title = "stategraph / statejax / statediff / statediff-units"
-html_static_path = ["_static"]  # the demo's heat map, shown on the guide's front page
+# sphinx-book-theme (the theme of JAX's own docs), installed by `nox -s docs` from PyPI.
+html_theme = "sphinx_book_theme"
+html_title = "statestack"
+html_static_path = ["_static"]  # the demo's heat map; custom.css (code blocks wrap, never clip)
+html_css_files = ["custom.css"]
+html_last_updated_fmt = ""
+html_theme_options = {
+    "repository_url": "https://github.com/statestack/statestack",
+    "use_repository_button": True,
+    "use_issues_button": True,
+    "path_to_docs": "docs",
+    "repository_branch": "main",
+    "show_toc_level": 2,
+    "navigation_with_keys": False,
+    "extra_footer": (
+        "statestack: stategraph, statejax, statediff and statediff-units. "
+        "Licensed under the Apache License 2.0."
+    ),
+}
+# Copy buttons leave out prompts (">>> ", "... ", "$ ") and the output lines of doctests.
+copybutton_prompt_text = r">>> |\.\.\. |\$ "
+copybutton_prompt_is_regexp = True
+copybutton_only_copy_prompt_lines = False
 
 
 def _hide_private_bases(app: Any, name: str, obj: object, options: Any, bases: list) -> None:

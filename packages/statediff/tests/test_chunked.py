@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jax
+import jax.experimental
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -130,9 +131,13 @@ def test_bad_chunk_size(bad):
 
 
 # --------------------------------------------------------------- dtypes
+# jax.enable_x64 is new in JAX 0.8; older JAX (down to the floor) has it in jax.experimental.
+_enable_x64 = jax.enable_x64 if hasattr(jax, "enable_x64") else jax.experimental.enable_x64
+
+
 @pytest.mark.parametrize(("jax_t", "ours"), PAIRS, ids=PAIR_IDS)
 def test_float64_and_mixed_precision(jax_t, ours):
-    with jax.enable_x64(True):
+    with _enable_x64(True):
 
         def f(x, y):
             return x[:3] * y.sum(), y.astype(jnp.float32) * 2

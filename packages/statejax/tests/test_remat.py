@@ -16,11 +16,15 @@ from stategraph.extend import has_tracer
 
 SETTINGS = settings(max_examples=6, deadline=None)
 
+# jax.extend.core.subjaxprs is new in JAX 0.10; older JAX (down to the floor) has it in
+# jax.core.
+_subjaxprs = getattr(jax.extend.core, "subjaxprs", None) or jax.core.subjaxprs
+
 
 def _eqns(jaxpr):
     """Every equation of a jaxpr, sub-jaxprs included."""
     yield from jaxpr.eqns
-    for sub in jax.extend.core.subjaxprs(jaxpr):
+    for sub in _subjaxprs(jaxpr):
         yield from _eqns(sub)
 
 

@@ -185,9 +185,14 @@ def test_states_passed_as_carry_are_rejected():
         sj.scan(lambda c, x: (c, x), s, jnp.ones(3))
 
 
+# jax.extend.core.subjaxprs is new in JAX 0.10; older JAX (down to the floor) has it in
+# jax.core.
+_subjaxprs = getattr(jax.extend.core, "subjaxprs", None) or jax.core.subjaxprs
+
+
 def _find_eqns(jaxpr, name):
     found = [e for e in jaxpr.eqns if e.primitive.name == name]
-    for sub in jax.extend.core.subjaxprs(jaxpr):
+    for sub in _subjaxprs(jaxpr):
         found += _find_eqns(sub, name)
     return found
 

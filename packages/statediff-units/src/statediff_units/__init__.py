@@ -18,6 +18,10 @@ Example:
     (Quantity(3., "A"), Quantity(2., "ohm"))
 """
 
+# First: a clear ImportError naming the required version on a JAX that is too old.
+from statediff_units._src import jax_version as _jax_version  # noqa: F401
+
+# isort: split
 from statediff_units._src.api import grad, hessian, jacfwd, jacobian, jacrev, vector_grad
 from statediff_units._src.api_products import fwd_grad, jvp, linearize, vjp
 from statediff_units._src.backend import UnitsBackend, register

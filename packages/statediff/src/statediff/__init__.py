@@ -13,6 +13,10 @@ Example:
     Array([2., 4.], dtype=float32)
 """
 
+# First: a clear ImportError naming the required version on a JAX that is too old.
+from statediff._src import jax_version as _jax_version  # noqa: F401
+
+# isort: split
 from statediff import errors
 from statediff._src.fwd_grad import fwd_grad
 from statediff._src.grad import grad, vector_grad

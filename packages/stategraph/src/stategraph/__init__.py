@@ -16,6 +16,10 @@ Example:
     True
 """
 
+# First: a clear ImportError naming the required version on a JAX that is too old.
+from stategraph._src import jax_version as _jax_version  # noqa: F401
+
+# isort: split
 from stategraph import errors, extend, random
 from stategraph._src.catch import NewStates, catch_new_states
 from stategraph._src.dict_manager import StateDictManager

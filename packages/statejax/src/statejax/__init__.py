@@ -16,6 +16,10 @@ Example:
     (6.0, 2.0)
 """
 
+# First: a clear ImportError naming the required version on a JAX that is too old.
+from statejax._src import jax_version as _jax_version  # noqa: F401
+
+# isort: split
 from statejax import errors
 from statejax._src.bounded import bounded_while_loop
 from statejax._src.checkpointed import checkpointed_for_loop, checkpointed_scan

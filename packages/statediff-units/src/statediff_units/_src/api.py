@@ -22,7 +22,7 @@ def jacfwd(
     chunk_size: int | None = None,
     sparsity: Any = None,
     sparse_output: bool = False,
-) -> Any:
+) -> statediff.GradientTransform | Callable[[Callable[..., Any]], statediff.GradientTransform]:
     """Unit-aware forward-mode Jacobian: :func:`statediff.jacfwd` with units.
 
     States and arguments may hold ``brainunit`` Quantities; the block of
@@ -88,7 +88,7 @@ def jacrev(
     chunk_size: int | None = None,
     sparsity: Any = None,
     sparse_output: bool = False,
-) -> Any:
+) -> statediff.GradientTransform | Callable[[Callable[..., Any]], statediff.GradientTransform]:
     """Unit-aware reverse-mode Jacobian: :func:`statediff.jacrev` with units.
 
     Same units rule as :func:`jacfwd`; same arguments and return contract as
@@ -151,7 +151,7 @@ def jacobian(
     chunk_size: int | None = None,
     sparsity: Any = None,
     sparse_output: bool = False,
-) -> Any:
+) -> statediff.GradientTransform | Callable[[Callable[..., Any]], statediff.GradientTransform]:
     """Alias of :func:`jacrev` (as :func:`statediff.jacobian`), unit-aware by default.
 
     Args:
@@ -202,7 +202,7 @@ def grad(
     holomorphic: bool = False,
     unit_aware: bool = True,
     check_states: bool = True,
-) -> Any:
+) -> statediff.GradientTransform | Callable[[Callable[..., Any]], statediff.GradientTransform]:
     """Unit-aware gradient of a scalar function: :func:`statediff.grad` with units.
 
     Each gradient has the structure of its input and the unit
@@ -253,7 +253,7 @@ def vector_grad(
     return_value: bool = False,
     unit_aware: bool = True,
     check_states: bool = True,
-) -> Any:
+) -> statediff.GradientTransform | Callable[[Callable[..., Any]], statediff.GradientTransform]:
     """Unit-aware gradient of the sum of the output: :func:`statediff.vector_grad`.
 
     The output's leaves are summed, so they must share one unit.
@@ -302,7 +302,7 @@ def hessian(
     check_states: bool = True,
     sparsity: Any = None,
     sparse_output: bool = False,
-) -> Any:
+) -> statediff.GradientTransform | Callable[[Callable[..., Any]], statediff.GradientTransform]:
     """Unit-aware Hessian: :func:`statediff.hessian` with units.
 
     The block of inputs ``x_i`` and ``x_j`` has unit

@@ -47,7 +47,7 @@ def fwd_grad(
     key: Any = None,
     unit_aware: bool = True,
     check_states: bool = True,
-) -> Any:
+) -> statediff.GradientTransform | Callable[[Callable[..., Any]], statediff.GradientTransform]:
     """Unit-aware forward-gradient estimate: :func:`statediff.fwd_grad` with units.
 
     The random directions are drawn for the mantissas (in each input's own

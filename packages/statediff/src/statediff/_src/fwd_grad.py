@@ -165,7 +165,7 @@ def fwd_grad(
     unit_aware: bool = False,
     check_states: bool = True,
     debug_nan: bool = False,
-) -> Any:
+) -> GradientTransform | Callable[[Callable[..., Any]], GradientTransform]:
     """Forward-gradient estimate of a scalar function (Baydin et al., 2022).
 
     Estimates the gradient without a backward pass: draws random directions

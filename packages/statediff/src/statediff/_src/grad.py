@@ -52,7 +52,7 @@ def grad(
     unit_aware: bool = False,
     check_states: bool = True,
     debug_nan: bool = False,
-) -> Any:
+) -> GradientTransform | Callable[[Callable[..., Any]], GradientTransform]:
     """Stateful counterpart of ``jax.grad``: gradient of a scalar function.
 
     Same return contract as :func:`~statediff.jacfwd` (a 12-case table of
@@ -127,7 +127,7 @@ def vector_grad(
     unit_aware: bool = False,
     check_states: bool = True,
     debug_nan: bool = False,
-) -> Any:
+) -> GradientTransform | Callable[[Callable[..., Any]], GradientTransform]:
     """Gradient of the sum of a vector (or pytree) output, by one ``jax.vjp``.
 
     Equal to ``grad(lambda *a: sum(func(*a)))`` but ``value`` is the unsummed

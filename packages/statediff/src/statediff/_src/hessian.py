@@ -34,7 +34,7 @@ def hessian(
     debug_nan: bool = False,
     sparsity: Any = None,
     sparse_output: bool = False,
-) -> Any:
+) -> GradientTransform | Callable[[Callable[..., Any]], GradientTransform]:
     """Stateful counterpart of ``jax.hessian`` (forward-over-reverse).
 
     Same return contract as :func:`~statediff.jacfwd`. Unlike brainstate,

@@ -73,7 +73,7 @@ def jacfwd(
     debug_nan: bool = False,
     sparsity: Any = None,
     sparse_output: bool = False,
-) -> Any:
+) -> GradientTransform | Callable[[Callable[..., Any]], GradientTransform]:
     """Stateful counterpart of ``jax.jacfwd``: forward-mode Jacobian.
 
     Differentiates ``func`` with respect to the states in ``grad_states``
@@ -209,7 +209,7 @@ def jacrev(
     debug_nan: bool = False,
     sparsity: Any = None,
     sparse_output: bool = False,
-) -> Any:
+) -> GradientTransform | Callable[[Callable[..., Any]], GradientTransform]:
     """Stateful counterpart of ``jax.jacrev``: reverse-mode Jacobian.
 
     Same arguments and return contract as :func:`jacfwd` (see its table),
@@ -303,7 +303,7 @@ def jacobian(
     debug_nan: bool = False,
     sparsity: Any = None,
     sparse_output: bool = False,
-) -> Any:
+) -> GradientTransform | Callable[[Callable[..., Any]], GradientTransform]:
     """Alias of :func:`jacrev` (as ``jax.jacobian`` is of ``jax.jacrev``).
 
     Example:

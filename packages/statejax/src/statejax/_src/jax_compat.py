@@ -25,8 +25,21 @@ __all__ = [
 
 # ``TRACE_STATE.value is EVAL_TRACE`` is the cheapest "not inside any JAX
 # transform" test; the generated hot path uses it on every call.
-TRACE_STATE = _core.trace_state_strong_ref
 EVAL_TRACE = _core.eval_trace
+if hasattr(_core, "trace_state_strong_ref"):  # JAX >= 0.10: a config-backed trace state
+    TRACE_STATE = _core.trace_state_strong_ref
+else:  # JAX 0.6.2 - 0.9: the thread-local ``trace_ctx.trace``, read through ``.value``
+
+    class _TraceState:
+        """``.value`` is JAX's innermost trace of this thread (as in JAX >= 0.10)."""
+
+        __slots__ = ()
+
+        @property
+        def value(self) -> Any:
+            return _core.trace_ctx.trace
+
+    TRACE_STATE = _TraceState()
 BatchTrace = _batching.BatchTrace
 BatchTracer = _batching.BatchTracer
 extend_axis_env_nd = _core.extend_axis_env_nd

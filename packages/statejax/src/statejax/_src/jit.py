@@ -105,7 +105,7 @@ def jit(
     in_shardings: Any = None,
     out_shardings: Any = None,
     **jit_kwargs: Any,
-) -> Any:
+) -> JittedFunction | Callable[[Callable[..., Any]], JittedFunction]:
     """Stateful counterpart of ``jax.jit``.
 
     The function may read and write ``state.value``; the states it writes are

@@ -9,7 +9,7 @@ from typing import Any
 import jax
 
 from .compose import StateIO
-from .jit import as_function
+from .jit import JittedFunction, as_function
 from .signature import normalize_argnums
 from .stateful import StatefulFunction
 
@@ -50,7 +50,7 @@ def checkpoint(
     prevent_cse: bool = True,
     policy: Callable[..., bool] | None = None,
     static_argnums: int | Sequence[int] = (),
-) -> Any:
+) -> JittedFunction | Callable[[Callable[..., Any]], JittedFunction]:
     """Stateful counterpart of ``jax.checkpoint`` (also called ``remat``).
 
     The function may read and write states. Under differentiation its

@@ -13,7 +13,7 @@ from stategraph import State
 from stategraph.extend import describe
 
 from .compose import StateIO
-from .jit import as_function
+from .jit import JittedFunction, as_function
 from .stateful import StatefulFunction
 from .vmap import abstract_value, state_label, swapped_values
 
@@ -217,7 +217,7 @@ def shard_map(
     *,
     check_vma: bool = True,
     axis_names: Any = None,
-) -> Any:
+) -> JittedFunction | Callable[[Callable[..., Any]], JittedFunction]:
     """Stateful counterpart of ``jax.shard_map``.
 
     The function runs once per shard, on per-shard blocks of the arguments and

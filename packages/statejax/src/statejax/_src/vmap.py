@@ -15,7 +15,7 @@ from stategraph.extend import state_label as _label
 
 from .compose import StateIO, lifted_for
 from .jax_compat import BatchTrace, BatchTracer, current_trace, extend_axis_env_nd
-from .jit import as_function
+from .jit import JittedFunction, as_function
 from .stateful import StatefulFunction
 
 __all__ = [
@@ -314,7 +314,7 @@ def vmap(
     axis_size: int | None = None,
     in_states: Any = None,
     out_states: Any = None,
-) -> Any:
+) -> JittedFunction | Callable[[Callable[..., Any]], JittedFunction]:
     """Stateful counterpart of ``jax.vmap``.
 
     States the function touches are of two kinds:
