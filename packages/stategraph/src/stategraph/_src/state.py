@@ -7,7 +7,7 @@ from typing import Any, Generic, TypeVar
 from stategraph.errors import TraceContextError
 
 from . import context
-from .access import record_read, write_checked
+from .access import read_slow, visible, write_checked
 from .structure import FAST_TYPES, describe
 
 __all__ = ["HiddenState", "LongTermState", "ParamState", "ShortTermState", "State"]
@@ -71,7 +71,7 @@ class State(Generic[T]):
     def value(self) -> T:
         """The current value; reads and writes are recorded by open traces."""
         if _ACTIVE.count:
-            record_read(self)
+            return read_slow(self)
         return self._value
 
     @value.setter
@@ -119,7 +119,7 @@ class State(Generic[T]):
 
     def __repr__(self) -> str:
         try:
-            shown = describe(object.__getattribute__(self, "_value"))
+            shown = describe(visible(self))
         except AttributeError:
             shown = "<unset>"
         return f"{type(self).__name__}(name={self._name!r}, value={shown})"

@@ -10,7 +10,7 @@ from typing import Any
 import jax
 
 from stategraph import State
-from stategraph.extend import open_traces, write_raw
+from stategraph.extend import open_traces, read_raw, write_raw
 
 from .fastpath import Stale, make_call_function, reset, set_plan
 from .jax_compat import is_eager
@@ -127,8 +127,8 @@ class StatefulFunction:
             if not isinstance(in_shardings, tuple):
                 in_shardings = (in_shardings,)
             current = [
-                jax.tree.map(lambda x: getattr(x, "sharding", None), s._value)
-                for s in plan.read_states() or []
+                jax.tree.map(lambda x: getattr(x, "sharding", None), v)
+                for v in read_raw(plan.read_states() or [])
             ]
             ro, rw = plan.split(current)
             kw["in_shardings"] = (ro, rw, *in_shardings)
@@ -189,7 +189,7 @@ class StatefulFunction:
     def _valid(self, lifted: Lifted, states: list[State] | None) -> bool:
         if states is None or lifted.plan.written_states() is None:
             return False
-        return lifted.fits([s._value for s in states])
+        return lifted.fits(read_raw(states))
 
     def trace(self, *args: Any, **kwargs: Any) -> Lifted:
         """Return the traced signature for these arguments (tracing if needed).
@@ -267,13 +267,13 @@ class StatefulFunction:
                 if self._plan is not plan:
                     self._plan = plan
                     set_plan(self._call, plan, plan.jitted)
-            values = [s._value for s in read]
+            values = read_raw(read)
             res = plan.jitted(*plan.split(values), *args, **kwargs)
             write_raw(written_states, res[1:])
             return res[0]
         values = [s.value for s in read]  # recorded: enclosing traces lift them
         res = plan.jitted(*plan.split(values), *args, **kwargs)
-        before = [s._value for s in written_states]
+        before = read_raw(written_states)
         try:
             for state, value in zip(written_states, res[1:], strict=True):
                 state.value = value  # recorded and checked
@@ -287,7 +287,7 @@ class StatefulFunction:
         """Lower for these arguments, as ``jax.jit(...).lower`` (user output only)."""
         lifted = self.trace(*args, **kwargs)
         plan = lifted.plan
-        values = [s._value for s in plan.read_states() or []]
+        values = read_raw(plan.read_states() or [])
         lowered = plan.jitted.lower(*plan.split(values), *args, **kwargs)
         return StatefulLowered(lowered, lifted)
 

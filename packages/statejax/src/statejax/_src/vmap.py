@@ -10,7 +10,7 @@ from typing import Any
 import jax
 
 from stategraph import State
-from stategraph.extend import describe
+from stategraph.extend import describe, private_values, read_raw
 
 from .compose import StateIO, lifted_for
 from .jax_compat import BatchTrace, BatchTracer, current_trace, extend_axis_env_nd
@@ -116,19 +116,15 @@ def _drop_axis(api: str, what: str, leaf: Any, axis: int | None) -> tuple[Any, i
 
 @contextlib.contextmanager
 def swapped_values(states: list[State], values: list[Any]) -> Iterator[None]:
-    """Let ``states`` hold ``values`` (placeholders) inside the block, then restore them.
+    """Let ``states`` show ``values`` (placeholders) inside the block, to this thread only.
 
     The caller must have read the states (recorded) before, so that enclosing
     traces have lifted their real values and never see the placeholders.
+    Other threads keep seeing the states' real values (the swap lives in this
+    thread's private view, see :func:`stategraph.extend.private_values`).
     """
-    saved = [s._value for s in states]
-    try:
-        for s, v in zip(states, values, strict=True):
-            s._value = v
+    with private_values(states, values):
         yield
-    finally:
-        for s, v in zip(states, saved, strict=True):
-            s._value = v
 
 
 def abstract_value(value: Any) -> Any:
@@ -256,8 +252,9 @@ def _check_shared(shared: list[tuple[int, State]], new: list[Any], size: int) ->
         return
     for j, s in shared:
         if any(_is_batched(x, trace) for x in jax.tree.leaves(new[j])):
+            shown = describe(abstract_value(read_raw([s])[0]))
             raise ValueError(
-                f"{_API}: {state_label(s)} ({describe(abstract_value(s._value))}) is written "
+                f"{_API}: {state_label(s)} ({shown}) is written "
                 f"a value that differs across the {size} lanes, but the state is not "
                 "declared, so all lanes share one value. Fix: declare it in `out_states` "
                 "(its value must then hold one entry per lane along the axis), or write a "
