@@ -9,6 +9,7 @@ from .compose import cached_driver
 from .progress import ProgressBar, as_progress_bar, progress_key
 from .scan import scan_states
 from .stateful import StatefulFunction
+from .weakcache import weak_callable
 
 __all__ = ["for_loop"]
 
@@ -22,6 +23,8 @@ def _for_driver(
     unroll: int | bool,
     bar: ProgressBar | None,
 ) -> StatefulFunction:
+    f = weak_callable(f)  # the cached driver must not keep the user's function alive
+
     def step(carry: None, x: tuple[Any, ...]) -> tuple[None, Any]:
         return carry, f(*x)
 
