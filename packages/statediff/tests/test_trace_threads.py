@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import stategraph as sg
 import statediff as sd
+import stategraph as sg
 import statejax as sj
 
 TIMEOUT = 60

@@ -17,6 +17,7 @@ Example:
 """
 
 from statejax import errors
+from statejax._src.caches import clear_caches
 from statejax._src.cond import cond
 from statejax._src.eval_shape import eval_shape
 from statejax._src.for_loop import for_loop
@@ -42,6 +43,7 @@ __all__ = [
     "StatefulLowered",
     "__version__",
     "checkpoint",
+    "clear_caches",
     "cond",
     "errors",
     "eval_shape",

@@ -7,6 +7,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .caches import add_child
 from .signature import normalize_argnums
 from .stateful import StatefulFunction
 
@@ -62,6 +63,7 @@ class JittedFunction:
         functools.update_wrapper(method, fun)
         del method.__wrapped__
         bound = rebind(method)
+        add_child(self.stateful, bound.stateful)  # clear_cache of the class's jit reaches it
         self._bound[key] = (ref, bound)
         return bound
 

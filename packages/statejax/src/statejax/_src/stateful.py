@@ -12,6 +12,7 @@ import jax
 from stategraph import State
 from stategraph.extend import open_traces, read_raw, write_raw
 
+from . import caches
 from .fastpath import Stale, make_call_function, reset, set_plan
 from .jax_compat import is_eager
 from .plan import Lifted, StatePlan, trace_lifted
@@ -102,11 +103,22 @@ class StatefulFunction:
         functools.update_wrapper(self, fun, updated=())
         name = getattr(fun, "__name__", "fun")
         self._call = make_call_function(self._call_slow, name, self._check_arguments)
-        self.clear_cache()
+        caches.register(self)
+        self._clear_own()
 
     # ------------------------------------------------------------- the cache
     def clear_cache(self) -> None:
-        """Forget every traced signature and compiled function."""
+        """Forget every traced signature and compiled function, through every layer of nesting.
+
+        The stateful functions traced inside this one (the lifted function of
+        a ``vmap``, the branches of a ``cond``, an inner ``jit``, ...) are
+        cleared too, so the next call traces everything again with the
+        states the functions reach now.
+        """
+        caches.clear_tree(self)
+
+    def _clear_own(self) -> None:
+        """Forget this function's own traced signatures and compiled functions."""
         self._lifted: dict[Any, Lifted] = {}
         self._plan: StatePlan | None = None
         reset(self._call)
@@ -203,20 +215,22 @@ class StatefulFunction:
             ``read_states``, ``written_states``, ``out_shapes``.
         """
         check_no_states(self.api, args, kwargs)
+        caches.note_use(self)
         key = self._key(args, kwargs)
         with self._lock:
             lifted = self._lifted.get(key)
             if lifted is not None and self._valid(lifted, lifted.plan.read_states()):
                 return lifted
             dyn_args, dyn_kwargs, _ = self._split(args, kwargs)
-            lifted = trace_lifted(
-                self.api,
-                self.fun,
-                dyn_args,
-                dyn_kwargs,
-                self._rebuilder(args, kwargs),
-                reuse=self._plan,
-            )
+            with caches.tracing(self):
+                lifted = trace_lifted(
+                    self.api,
+                    self.fun,
+                    dyn_args,
+                    dyn_kwargs,
+                    self._rebuilder(args, kwargs),
+                    reuse=self._plan,
+                )
             if lifted.plan.jitted is None:
                 self._compile_plan(lifted.plan)
             self._lifted[key] = lifted
