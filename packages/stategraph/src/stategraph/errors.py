@@ -8,6 +8,7 @@ framework can catch them all at once. Bad arguments raise the builtin
 from __future__ import annotations
 
 __all__ = [
+    "DonatedStateError",
     "StateError",
     "StateStructureError",
     "TraceContextError",
@@ -110,4 +111,24 @@ class TraceOrderError(StateError, RuntimeError):
     was called by hand in the wrong order).
 
     Fix: use ``with`` blocks so traces close innermost first.
+    """
+
+
+class DonatedStateError(StateError, RuntimeError):
+    """A state's buffer was donated to a compiled call that then failed.
+
+    Cause: with ``statejax.jit(..., donate_states=True)`` the buffers of the
+    states a function writes are handed to XLA for the new values. If that
+    call fails at run time (a failing callback or check, an XLA error), the
+    donated buffers are already gone and there is no new value: the state
+    holds nothing usable. Reading it raises this error instead of JAX's
+    "Array has been deleted", and so does the next call that uses it.
+
+    Fix: give the state a value again, for example with
+    ``stategraph.restore(model, snapshot)`` from a copy of a
+    ``stategraph.snapshot`` taken before the call
+    (``jax.tree.map(jnp.copy, stategraph.snapshot(model))``: donation deletes
+    the buffers that a plain snapshot refers to, on successful calls too), or
+    ``state.value = ...``. Keep such a copy (or call without
+    ``donate_states``) when a call may fail.
     """

@@ -15,6 +15,9 @@ code should not need them.
 - :data:`ACTIVE`: ``ACTIVE.count`` is the number of traces and catchers open
   in any thread; when it is zero every access takes the fast path.
 - :func:`open_traces`: this thread's open traces, outermost first.
+- :func:`mark_donated` / :func:`is_donated` / :func:`donated_error`: a state
+  whose buffer was donated to a call that failed raises
+  :class:`~stategraph.errors.DonatedStateError` on reads until it is written.
 - :func:`poison` / :func:`is_poisoned`: make a state's reads raise
   :class:`~stategraph.errors.TraceContextError` until it is written.
 - :func:`describe`, :func:`structure_of`, :func:`has_tracer`: tracer-safe
@@ -32,6 +35,7 @@ from stategraph._src.access import visible as _visible
 from stategraph._src.access import write_visible as _write_visible
 from stategraph._src.context import ACTIVE
 from stategraph._src.context import LOCAL as _LOCAL
+from stategraph._src.donated import donated_error, is_donated, mark_donated
 from stategraph._src.lift import LiftTrace
 from stategraph._src.state import State, is_poisoned, poison
 from stategraph._src.structure import describe, has_tracer, structure_of
@@ -41,8 +45,11 @@ __all__ = [
     "ACTIVE",
     "LiftTrace",
     "describe",
+    "donated_error",
     "has_tracer",
+    "is_donated",
     "is_poisoned",
+    "mark_donated",
     "open_traces",
     "poison",
     "private_values",

@@ -10,6 +10,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from .access import visible
 from .state import State
 from .structure import describe, structure_of
 
@@ -192,10 +193,10 @@ def restore(obj: Any, snap: Mapping[str, Any], *filters: Filter) -> None:
         problems.append(f"entries {extra} match no state")
     for path, state in found.items():
         if path in snap:
-            if structure_of(state.value) != structure_of(snap[path]):
+            held = visible(state)  # also for a state whose donated buffer is gone
+            if structure_of(held) != structure_of(snap[path]):
                 problems.append(
-                    f"'{path}' is {describe(snap[path])} but the state holds "
-                    f"{describe(state.value)}"
+                    f"'{path}' is {describe(snap[path])} but the state holds {describe(held)}"
                 )
     if problems:
         raise ValueError(

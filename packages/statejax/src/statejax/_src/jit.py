@@ -123,7 +123,14 @@ def jit(
         donate_argnums: Positions of arguments whose buffers may be donated.
         donate_states: Donate the buffers of the states the function writes
             (they are replaced by the new values anyway). Read-only states are
-            never donated.
+            never donated. If a call fails at run time after its buffers were
+            donated (a failing callback or check, an XLA error), those states
+            have no value left: reading them, or calling a function that uses
+            them, raises :class:`~stategraph.errors.DonatedStateError` until
+            they are written again, for example with ``stategraph.restore``
+            from a copy of a ``stategraph.snapshot`` taken before the call
+            (``jax.tree.map(jnp.copy, snapshot)``; donation deletes the
+            buffers a plain snapshot refers to).
         in_shardings: Shardings of the positional arguments (as ``jax.jit``).
         out_shardings: Shardings of the output (as ``jax.jit``).
         **jit_kwargs: Passed to ``jax.jit`` (``keep_unused``, ``device``,

@@ -13,6 +13,7 @@ from stategraph import State
 from stategraph.extend import open_traces, read_raw, write_raw
 
 from . import caches
+from .donation import DonationGuard
 from .fastpath import Stale, make_call_function, reset, set_plan
 from .jax_compat import is_eager
 from .plan import Lifted, StatePlan, trace_lifted
@@ -159,6 +160,8 @@ class StatefulFunction:
             donate_argnums=donate or None,
             **kw,
         )
+        if self.donate_states and any(plan.rw_mask):
+            plan.jitted = DonationGuard(plan.jitted, plan, self.api)
 
     def _split(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return split_static(args, kwargs, self.static_argnums, self.static_argnames)
