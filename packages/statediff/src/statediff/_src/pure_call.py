@@ -20,6 +20,7 @@ from stategraph import State
 from statejax import StatefulFunction
 
 from .options import Argnums, GradStates
+from .output_checks import shown_tree
 from .quantity import find_quantity
 
 __all__ = ["DiffTransform", "PureCall"]
@@ -147,7 +148,7 @@ class PureCall:
         if owner.has_aux and not _is_pair(lifted.out_tree):
             raise TypeError(
                 f"{name}: has_aux=True requires the function to return a pair (value, aux), "
-                f"but it returned a pytree of structure {lifted.out_tree}. Fix: return "
+                f"but it returned {shown_tree(lifted.out_shapes)}. Fix: return "
                 "`value, aux`, or pass has_aux=False."
             )
         if owner.check_states:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -93,6 +94,24 @@ def _walk(obj: Any) -> dict[str, State]:
     return found
 
 
+def _check_filter_arity(flt: Callable[..., Any]) -> None:
+    """Raise ``TypeError`` if a function filter cannot be called as ``flt(path, state)``."""
+    try:
+        sig = inspect.signature(flt)
+    except (TypeError, ValueError):  # no signature to check (some builtins)
+        return
+    try:
+        sig.bind("path", None)
+    except TypeError:
+        name = getattr(flt, "__qualname__", repr(flt))
+        raise TypeError(
+            f"sg.states: a function filter is called as filter(path, state) with two "
+            f"arguments (the dotted path string and the State), but {name} has the signature "
+            f"{sig}. Fix: write it as `lambda path, state: ...` (for example "
+            "`lambda path, state: path.endswith('w')`)."
+        ) from None
+
+
 def _matcher(flt: Filter) -> Callable[[str, State], bool]:
     if isinstance(flt, type):
         if not issubclass(flt, State):
@@ -104,6 +123,7 @@ def _matcher(flt: Filter) -> Callable[[str, State], bool]:
     if isinstance(flt, str):
         return lambda path, state: state.tag == flt
     if callable(flt):
+        _check_filter_arity(flt)
         return flt
     raise TypeError(
         f"sg.states: a filter must be a State subclass, a tag string or a function "

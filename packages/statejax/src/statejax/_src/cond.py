@@ -8,6 +8,7 @@ from typing import Any
 import jax
 
 from .compose import StateIO, cached_driver, lifted_for
+from .input_checks import check_branches, check_pred
 from .stateful import StatefulFunction
 
 __all__ = ["cond"]
@@ -20,6 +21,12 @@ def _cond_driver(true_fun: Callable[..., Any], false_fun: Callable[..., Any]) ->
     def driver(pred: Any, *operands: Any) -> Any:
         lt = sf_true.trace(*operands)
         lf = sf_false.trace(*operands)
+        check_branches(
+            "statejax.cond",
+            ["true_fun", "false_fun"],
+            [sf_true.fun, sf_false.fun],
+            [lt.out_shapes, lf.out_shapes],
+        )
         io = StateIO([lt, lf])
         out, new = jax.lax.cond(
             pred, io.pure(sf_true, lt), io.pure(sf_false, lf), io.values(), *operands
@@ -63,5 +70,6 @@ def cond(
         >>> float(sj.cond(False, up, down, 5.0)), float(n.value)
         (-5.0, -3.0)
     """
+    check_pred("statejax.cond", pred)
     driver = cached_driver(("cond", true_fun, false_fun), lambda: _cond_driver(true_fun, false_fun))
     return driver(pred, *operands)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .caches import add_child
+from .input_checks import normalize_donate_argnums
 from .signature import normalize_argnums
 from .stateful import StatefulFunction
 
@@ -163,7 +164,7 @@ def jit(
     def wrap(f: Callable[..., Any]) -> Any:
         kw = dict(jit_kwargs)
         if donate_argnums not in ((), None):
-            kw["donate_argnums"] = donate_argnums
+            kw["donate_argnums"] = normalize_donate_argnums("statejax.jit", f, donate_argnums)
         if in_shardings is not None:
             kw["in_shardings"] = in_shardings
         if out_shardings is not None:

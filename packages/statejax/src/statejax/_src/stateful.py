@@ -15,6 +15,7 @@ from stategraph.extend import open_traces, read_raw, write_raw
 from . import caches
 from .donation import DonationGuard
 from .fastpath import Stale, make_call_function, reset, set_plan
+from .input_checks import check_pure_values, check_static_in_signature
 from .jax_compat import is_eager
 from .plan import Lifted, StatePlan, trace_lifted
 from .signature import (
@@ -98,6 +99,7 @@ class StatefulFunction:
         self.static_argnums, self.static_argnames = resolve_static(
             fun, normalize_argnums(api, static_argnums), tuple(static_argnames)
         )
+        check_static_in_signature(api, fun, self.static_argnums, self.static_argnames)
         self.donate_states = bool(donate_states)
         self._jit_kwargs = dict(jit_kwargs or {})
         self._lock = threading.RLock()
@@ -250,6 +252,7 @@ class StatefulFunction:
         read or changed, so this composes with every JAX transform.
         """
         lifted = self.trace(*args, **kwargs)
+        check_pure_values(self.api, lifted.read_states, lifted, state_values)
         return lifted.run_flat(self.arg_leaves(*args, **kwargs), list(state_values))
 
     def jaxpr(self, *args: Any, **kwargs: Any) -> jax.extend.core.ClosedJaxpr:

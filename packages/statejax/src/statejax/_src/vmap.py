@@ -13,6 +13,7 @@ from stategraph import State
 from stategraph.extend import describe, private_values, read_raw
 
 from .compose import StateIO, lifted_for
+from .input_checks import check_in_axes_prefix
 from .jax_compat import BatchTrace, BatchTracer, current_trace, extend_axis_env_nd
 from .jit import as_function
 from .stateful import StatefulFunction
@@ -202,6 +203,8 @@ def _vmap_driver(
 
             return per_subtree
 
+        for i, (ax, a) in enumerate(zip(axes, args, strict=True)):
+            check_in_axes_prefix(_API, i, ax, a)
         lane_args = tuple(
             jax.tree.map(lane_of(f"argument {i}"), ax, a, is_leaf=lambda x: x is None)
             for i, (ax, a) in enumerate(zip(axes, args, strict=True))

@@ -8,6 +8,7 @@ from typing import Any
 import jax
 
 from .compose import StateIO, cached_driver, lifted_for
+from .input_checks import check_carry, fun_label, promote_weak_init
 from .stateful import StatefulFunction
 
 __all__ = ["while_loop"]
@@ -22,6 +23,8 @@ def _while_driver(
     sf_body = lifted_for(body_fun, _API)
 
     def driver(init_val: Any) -> Any:
+        promoted = promote_weak_init(init_val, sf_body.trace(init_val).out_shapes)
+        init_val = promoted  # a weakly typed init takes body_fun's dtype, as in JAX
         lc = sf_cond.trace(init_val)
         if lc.written_states:
             names = ", ".join(repr(s) for s in lc.written_states)
@@ -31,6 +34,7 @@ def _while_driver(
                 "well-defined value). Fix: move the write into body_fun."
             )
         lb = sf_body.trace(init_val)
+        check_carry(_API, fun_label(sf_body.fun), "body_fun's output", init_val, lb.out_shapes)
         io = StateIO([lc, lb])
         run_cond, run_body = io.pure(sf_cond, lc), io.pure(sf_body, lb)
         values = io.values()  # read-only states are loop invariants (closed over)
