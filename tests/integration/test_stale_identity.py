@@ -161,3 +161,83 @@ def test_jit_method_descriptor_clear_cache_reaches_each_instance():
     m.w = spare
     Model.f.clear_cache()  # the class-level object clears the per-instance compiled function
     assert float(m.f(1.0)) == 0.0
+
+
+# --------------------------------------------------------------------------- detection
+DETECTED = {
+    "jit": lambda m: sj.jit(m.f),
+    "jit(callable object)": lambda m: sj.jit(Callable(m)),
+    "vmap": lambda m: sj.vmap(m.f),
+    "jit(vmap)": lambda m: sj.jit(sj.vmap(m.f)),
+    "checkpoint": lambda m: sj.checkpoint(m.f),
+    "grad": lambda m: sd.grad(m.f, argnums=0),
+    "jacrev": lambda m: sd.jacrev(m.f, argnums=0),
+    "jit(grad)": lambda m: sj.jit(sd.grad(m.f, argnums=0)),
+    "cond": lambda m: (lambda x: sj.cond(True, m.f, zero, x)),
+    "closure": lambda m: sj.jit(lambda x: m.f(x)),
+}
+
+
+class Callable:
+    def __init__(self, layer):
+        self.layer = layer
+
+    def __call__(self, x):
+        return self.layer.f(x)
+
+
+def zero(x):
+    return 0.0 * x
+
+
+@pytest.mark.parametrize("name", list(DETECTED))
+def test_checking_mode_detects_a_rebind_without_clear_cache(name):
+    m = Layer()
+    t = DETECTED[name](m)
+    arg = jnp.arange(3.0) if "vmap" in name else 2.0
+    ref = (lambda w: jax.vmap(lambda x: pure(w, x))(arg)) if "vmap" in name else (
+        (lambda w: jax.grad(lambda x: pure(w, x))(arg)) if "grad" in name or "jac" in name
+        else (lambda w: pure(w, arg))
+    )
+    np.testing.assert_allclose(t(arg), ref(m.w.value), rtol=1e-6)
+    old = m.w
+    m.w = sg.ParamState(NEW, name="w2")  # the old state stays alive (`old`)
+    with sj.check_stale_states():
+        np.testing.assert_allclose(t(arg), ref(NEW), rtol=1e-6)
+    np.testing.assert_allclose(t(arg), ref(NEW), rtol=1e-6)  # and stays right afterwards
+    assert old.value is not None
+
+
+def test_rebinding_a_module_global_is_detected():
+    global GLOBAL_LAYER
+    GLOBAL_LAYER = Layer()
+    f = sj.jit(lambda x: GLOBAL_LAYER.f(x))
+    assert float(f(2.0)) == float(pure(GLOBAL_LAYER.w.value, 2.0))
+    keep = GLOBAL_LAYER
+    GLOBAL_LAYER = Layer()
+    GLOBAL_LAYER.w.value = NEW
+    with sj.check_stale_states():
+        assert float(f(2.0)) == float(pure(NEW, 2.0))
+    assert keep.w.value is not None
+
+
+def test_checking_mode_is_off_by_default_and_restored():
+    from stategraph.extend import ACTIVE
+
+    assert ACTIVE.count == 0
+    with sj.check_stale_states():
+        assert ACTIVE.count == 1
+        with sj.check_stale_states(False):
+            assert ACTIVE.count == 0
+        assert ACTIVE.count == 1
+    assert ACTIVE.count == 0
+
+
+def test_slow_path_detects_a_rebind_inside_an_enclosing_trace():
+    """Calls inside other transforms take the slow path, which checks without the mode."""
+    m = Layer()
+    inner = sj.jit(m.f)
+    inner(2.0)
+    m.w = spare = sg.ParamState(NEW)  # noqa: F841
+    outer = sj.jit(lambda x: inner(x) * 1.0)  # traces inner's cached signature: checked
+    np.testing.assert_allclose(outer(2.0), pure(NEW, 2.0), rtol=1e-6)

@@ -16,6 +16,7 @@ ERROR_CLASSES = [
     errors.TraceContextError,
     errors.StateStructureError,
     errors.TraceOrderError,
+    errors.DonatedStateError,
 ]
 
 

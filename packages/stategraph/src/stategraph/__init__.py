@@ -21,11 +21,18 @@ from stategraph._src.catch import NewStates, catch_new_states
 from stategraph._src.graph import restore, snapshot, states
 from stategraph._src.state import HiddenState, LongTermState, ParamState, ShortTermState, State
 from stategraph._src.trace import StateTrace
-from stategraph.errors import StateError, StateStructureError, TraceContextError, TraceOrderError
+from stategraph.errors import (
+    DonatedStateError,
+    StateError,
+    StateStructureError,
+    TraceContextError,
+    TraceOrderError,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DonatedStateError",
     "HiddenState",
     "LongTermState",
     "NewStates",

@@ -24,6 +24,7 @@ from statejax._src.for_loop import for_loop
 from statejax._src.jit import JittedFunction, jit
 from statejax._src.plan import Lifted, StatePlan
 from statejax._src.progress import ProgressBar
+from statejax._src.rebinds import check_stale_states
 from statejax._src.remat import checkpoint, remat
 from statejax._src.scan import scan
 from statejax._src.shard_map import shard_map
@@ -42,6 +43,7 @@ __all__ = [
     "StatefulFunction",
     "StatefulLowered",
     "__version__",
+    "check_stale_states",
     "checkpoint",
     "clear_caches",
     "cond",

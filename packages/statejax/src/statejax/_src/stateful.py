@@ -18,6 +18,7 @@ from .fastpath import Stale, make_call_function, reset, set_plan
 from .input_checks import check_pure_values, check_static_in_signature
 from .jax_compat import is_eager
 from .plan import Lifted, StatePlan, trace_lifted
+from .rebinds import find_bindings, revalidate
 from .signature import (
     abstract_key,
     check_arguments,
@@ -225,7 +226,10 @@ class StatefulFunction:
         with self._lock:
             lifted = self._lifted.get(key)
             if lifted is not None and self._valid(lifted, lifted.plan.read_states()):
-                return lifted
+                # A state on a recorded path from the function's roots was rebound:
+                # the caches are cleared and the function is traced again.
+                if not revalidate(self, lifted):
+                    return lifted
             dyn_args, dyn_kwargs, _ = self._split(args, kwargs)
             with caches.tracing(self):
                 lifted = trace_lifted(
@@ -236,6 +240,7 @@ class StatefulFunction:
                     self._rebuilder(args, kwargs),
                     reuse=self._plan,
                 )
+            lifted.bindings = find_bindings(self.fun, lifted.read_states + lifted.written_states)
             if lifted.plan.jitted is None:
                 self._compile_plan(lifted.plan)
             self._lifted[key] = lifted
