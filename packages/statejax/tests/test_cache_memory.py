@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import weakref
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ import pytest
 import stategraph as sg
 import statejax as sj
 from statejax._src import compose
+from statejax._src.weakcache import WeakLRU
 
 MODELS = 1000
 EAGER = 10
@@ -141,7 +143,40 @@ def test_fresh_lambdas_do_not_grow_the_caches(kind):
 
 def test_caches_are_bounded():
     assert compose._DRIVERS.size <= 1024 and compose._LIFTED.size <= 4096
-    keep = [lambda x, i=i: x + i for i in range(compose._DRIVERS.size + 50)]
+    cache = WeakLRU(4)
+    keep = [lambda x, i=i: x + i for i in range(10)]  # all alive: only the bound evicts
     for f in keep:
-        sj.eval_shape(f, 1.0)
-    assert len(compose._LIFTED) <= compose._LIFTED.size
+        cache.get("k", [f], lambda proxies: object())
+    assert len(cache) == 4
+    # A hit needs the same function; a bound method hits by (instance, function).
+    m = Model(0)
+    first = cache.get("m", [m.up], lambda proxies: object())
+    assert cache.get("m", [m.up], lambda proxies: object()) is first
+    assert cache.get("m", [m.down], lambda proxies: object()) is not first
+
+
+def test_live_arrays_return_to_the_baseline_after_rebuilds():
+    big = 1 << 16
+
+    class Big:
+        def __init__(self):
+            self.w = sg.ParamState(jnp.ones(big), name="w")
+            self.h = sg.ShortTermState(jnp.zeros(big), name="h")
+
+        def up(self, x):
+            self.h.value = self.h.value + self.w.value * x
+            return x
+
+        def down(self, x):
+            return -x
+
+    gc.collect()
+    baseline = len(jax.live_arrays())
+    for _ in range(20):
+        m = Big()
+        sj.cond(True, m.up, m.down, 1.0)
+        sj.while_loop(lambda i: i < 2.0, lambda i, m=m: m.up(i) + 1.0, 0.0)
+        sj.vmap(m.down)(jnp.ones(2))
+        del m
+    gc.collect()
+    assert len(jax.live_arrays()) <= baseline + 4
