@@ -77,7 +77,6 @@ def _roots(fun: Any, out: list[Any], seen: set[int], depth: int = 0) -> None:
         _roots(inner.fun, out, seen, depth + 1)
         return
     if hasattr(fun, "_lifted") and hasattr(fun, "_driver"):  # a statediff transform
-        out.append(("obj", fun))
         _roots(getattr(fun, "target", None), out, seen, depth + 1)
         return
     if type(fun).__name__ == "StatefulFunction" and hasattr(fun, "fun"):
