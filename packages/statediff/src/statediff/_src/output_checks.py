@@ -24,9 +24,11 @@ def shown_tree(shapes: Any) -> str:
 def check_scalar_output(api: str, out: Any, has_aux: bool) -> None:
     """Raise ``TypeError`` unless ``out`` (the function's value) is one scalar array."""
     leaves = jax.tree.leaves(out)
-    if len(leaves) == 1 and jax.tree.structure(out).num_nodes == 1 and leaves[0].shape == ():
+    # One array, possibly inside a custom node of one leaf (a brainunit Quantity).
+    single = len(leaves) == 1 and not isinstance(out, (tuple, list, dict))
+    if single and tuple(leaves[0].shape) == ():
         return
-    if len(leaves) == 1 and jax.tree.structure(out).num_nodes == 1:
+    if single:
         kind = f"an array of shape {tuple(leaves[0].shape)}"
         fix = (
             "reduce it to a scalar (`.sum()`, `.mean()`), or use statediff.vector_grad for "
