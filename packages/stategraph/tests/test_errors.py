@@ -20,6 +20,7 @@ ERROR_CLASSES = [
     errors.HookRegistrationError,
     errors.HookExecutionError,
     errors.HookCancellationError,
+    errors.DonatedStateError,
 ]
 
 

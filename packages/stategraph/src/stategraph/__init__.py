@@ -52,6 +52,7 @@ from stategraph._src.state import HiddenState, LongTermState, ParamState, ShortT
 from stategraph._src.trace import StateTrace
 from stategraph._src.treefy import TreefyState
 from stategraph.errors import (
+    DonatedStateError,
     HookCancellationError,
     HookError,
     HookExecutionError,
@@ -67,6 +68,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BatchState",
     "DelayState",
+    "DonatedStateError",
     "FakeState",
     "GlobalHookRegistry",
     "HiddenGroupState",

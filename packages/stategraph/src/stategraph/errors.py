@@ -8,6 +8,7 @@ framework can catch them all at once. Bad arguments raise the builtin
 from __future__ import annotations
 
 __all__ = [
+    "DonatedStateError",
     "HookCancellationError",
     "HookError",
     "HookExecutionError",
@@ -158,4 +159,24 @@ class HookCancellationError(HookError):
     keeps its value from before the call).
 
     Fix: write a value the hook accepts, or disable or remove the hook.
+    """
+
+
+class DonatedStateError(StateError, RuntimeError):
+    """A state's buffer was donated to a compiled call that then failed.
+
+    Cause: with ``statejax.jit(..., donate_states=True)`` the buffers of the
+    states a function writes are handed to XLA for the new values. If that
+    call fails at run time (a failing callback or check, an XLA error), the
+    donated buffers are already gone and there is no new value: the state
+    holds nothing usable. Reading it raises this error instead of JAX's
+    "Array has been deleted", and so does the next call that uses it.
+
+    Fix: give the state a value again, for example with
+    ``stategraph.restore(model, snapshot)`` from a copy of a
+    ``stategraph.snapshot`` taken before the call
+    (``jax.tree.map(jnp.copy, stategraph.snapshot(model))``: donation deletes
+    the buffers that a plain snapshot refers to, on successful calls too), or
+    ``state.value = ...``. Keep such a copy (or call without
+    ``donate_states``) when a call may fail.
     """

@@ -8,11 +8,17 @@ code should not need them.
 - :class:`LiftTrace`: a state trace that turns the states read inside it into
   inputs of the jaxpr being traced and allows writes of that jaxpr's tracers.
 - :func:`read_raw` / :func:`write_raw`: read or set many states' values
-  without recording or checking (the hot path of a compiled call).
+  without recording or checking (the hot path of a compiled call), as this
+  thread sees them.
+- :func:`private_values`: let states show other values to this thread only
+  inside a block (per-lane placeholders while a batched body is traced).
 - :data:`ACTIVE`: ``ACTIVE.count`` is the number of traces and catchers open
   in any thread, plus one while any state hook is registered; when it is zero
   every access takes the fast path.
 - :func:`open_traces`: this thread's open traces, outermost first.
+- :func:`mark_donated` / :func:`is_donated` / :func:`donated_error`: a state
+  whose buffer was donated to a call that failed raises
+  :class:`~stategraph.errors.DonatedStateError` on reads until it is written.
 - :func:`poison` / :func:`is_poisoned`: make a state's reads raise
   :class:`~stategraph.errors.TraceContextError` until it is written.
 - :func:`describe`, :func:`structure_of`, :func:`has_tracer`: tracer-safe
@@ -27,12 +33,16 @@ code should not need them.
 
 from __future__ import annotations
 
+import contextlib
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from stategraph._src.access import visible as _visible
+from stategraph._src.access import write_visible as _write_visible
 from stategraph._src.context import ACTIVE
 from stategraph._src.context import LOCAL as _LOCAL
+from stategraph._src.donated import donated_error, is_donated, mark_donated
 from stategraph._src.graph import name_from_path
 from stategraph._src.lanes import PerLaneState, merge_lanes, split_lanes
 from stategraph._src.lift import LiftTrace
@@ -45,12 +55,16 @@ __all__ = [
     "LiftTrace",
     "PerLaneState",
     "describe",
+    "donated_error",
     "has_tracer",
+    "is_donated",
     "is_poisoned",
+    "mark_donated",
     "merge_lanes",
     "name_from_path",
     "open_traces",
     "poison",
+    "private_values",
     "read_raw",
     "split_lanes",
     "state_label",
@@ -65,17 +79,26 @@ _set = State._value.__set__  # type: ignore[attr-defined]
 def read_raw(states: Iterable[State]) -> list[Any]:
     """Return the values of ``states`` without recording the reads.
 
+    These are the values this thread sees: inside a :class:`LiftTrace` of
+    this thread, the trace's private values (tracers) of the states it holds.
+
     Example:
         >>> import stategraph as sg
         >>> from stategraph.extend import read_raw
         >>> read_raw([sg.State(1.0), sg.State(2.0)])
         [1.0, 2.0]
     """
+    if ACTIVE.count and _LOCAL.view:
+        return [_visible(s) for s in states]
     return list(map(_get, states))
 
 
 def write_raw(states: Sequence[State], values: Sequence[Any]) -> None:
     """Set the values of ``states`` without recording or checking the writes.
+
+    A state for which a trace of this thread holds a private value gets the
+    new private value (other threads never see it); any other state gets its
+    shared value set.
 
     Example:
         >>> import stategraph as sg
@@ -84,8 +107,55 @@ def write_raw(states: Sequence[State], values: Sequence[Any]) -> None:
         >>> write_raw([a], [3.0]); a.value
         3.0
     """
+    if ACTIVE.count and _LOCAL.view:
+        for state, value in zip(states, values, strict=True):
+            _write_visible(state, value)
+        return
     for state, value in zip(states, values, strict=True):
         _set(state, value)
+
+
+@contextlib.contextmanager
+def private_values(states: Sequence[State], values: Sequence[Any]) -> Iterator[None]:
+    """Let ``states`` show ``values`` to this thread only, inside the block.
+
+    Reads of the states in this thread (``state.value``, :func:`read_raw`,
+    traces opened inside) see ``values``; other threads keep seeing the real
+    values, which are never changed. Leaving the block restores what this
+    thread saw before, whatever happened inside. Read the states (recorded)
+    before entering if enclosing traces must lift their real values.
+
+    Example:
+        >>> import stategraph as sg
+        >>> from stategraph.extend import private_values
+        >>> a = sg.State(1.0)
+        >>> with private_values([a], [5.0]):
+        ...     a.value
+        5.0
+        >>> a.value
+        1.0
+    """
+    if len(states) != len(values):
+        raise ValueError(
+            f"private_values: got {len(states)} state(s) but {len(values)} value(s). "
+            "Fix: pass one value per state."
+        )
+    view = _LOCAL.view
+    saved = [view.get(id(s)) for s in states]
+    ACTIVE.add(1)
+    try:
+        for state, value in zip(states, values, strict=True):
+            view[id(state)] = (state, value)
+        yield
+    finally:
+        try:
+            for state, before in zip(reversed(states), reversed(saved), strict=True):
+                if before is None:
+                    view.pop(id(state), None)
+                else:
+                    view[id(state)] = before
+        finally:
+            ACTIVE.add(-1)
 
 
 def open_traces() -> tuple[StateTrace, ...]:

@@ -22,6 +22,7 @@ from statejax._src import jax_version as _jax_version  # noqa: F401
 # isort: split
 from statejax import errors
 from statejax._src.bounded import bounded_while_loop
+from statejax._src.caches import clear_caches
 from statejax._src.checkpointed import checkpointed_for_loop, checkpointed_scan
 from statejax._src.checks import (
     all_checks,
@@ -47,6 +48,7 @@ from statejax._src.naming import named_call, named_scope
 from statejax._src.new_states import vmap_new_states
 from statejax._src.plan import Lifted, StatePlan
 from statejax._src.progress import ProgressBar
+from statejax._src.rebinds import check_stale_states
 from statejax._src.remat import checkpoint, remat
 from statejax._src.scan import scan
 from statejax._src.shard_map import shard_map
@@ -73,10 +75,12 @@ __all__ = [
     "breakpoint_if",
     "check",
     "check_error",
+    "check_stale_states",
     "checkify",
     "checkpoint",
     "checkpointed_for_loop",
     "checkpointed_scan",
+    "clear_caches",
     "cond",
     "debug_nan",
     "debug_nan_if",

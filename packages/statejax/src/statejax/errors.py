@@ -4,6 +4,18 @@
 here) and builtin ``TypeError`` / ``ValueError`` for bad arguments.
 """
 
-from stategraph.errors import StateError, StateStructureError, TraceContextError, TraceOrderError
+from stategraph.errors import (
+    DonatedStateError,
+    StateError,
+    StateStructureError,
+    TraceContextError,
+    TraceOrderError,
+)
 
-__all__ = ["StateError", "StateStructureError", "TraceContextError", "TraceOrderError"]
+__all__ = [
+    "DonatedStateError",
+    "StateError",
+    "StateStructureError",
+    "TraceContextError",
+    "TraceOrderError",
+]

@@ -92,6 +92,16 @@ class UnitProductTransform:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._run(*args, **kwargs)
 
+    def clear_cache(self) -> None:
+        """Forget every traced signature and compiled function, through every layer of nesting.
+
+        Call it after rebinding a model's attribute to another State that was
+        already alive; the next call traces the function again.
+        """
+        self._driver.clear_cache()
+        self.lifted.clear_cache()
+        self.plain.clear_cache()
+
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         if obj is None:
             return self

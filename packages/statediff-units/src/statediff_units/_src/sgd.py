@@ -80,6 +80,24 @@ def _per_state(name: str, value: Any, treedef: Any) -> list[Any]:
         ) from None
 
 
+def _check_lr(lr: Any) -> None:
+    """Raise ``TypeError`` if the learning rate holds something other than numbers."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(lr, is_leaf=is_quantity):
+        if is_quantity(leaf) or isinstance(leaf, (int, float, complex)) and not isinstance(
+            leaf, bool
+        ):
+            continue
+        if hasattr(leaf, "dtype") and hasattr(leaf, "shape"):
+            continue
+        where = f"lr{jax.tree_util.keystr(path)}" if path else "lr"
+        raise TypeError(
+            f"{_API}: the learning rate must be a number, an array or a brainunit Quantity "
+            f"(or a container like params with one per state), but {where} is "
+            f"{type(leaf).__name__} {leaf!r}. Fix: pass a number, e.g. lr=0.1, or "
+            "0.1 * unit for a learning rate with a unit."
+        )
+
+
 def sgd_step(params: Any, grads: Any, lr: Any) -> None:
     """Apply one gradient-descent step ``p.value = p.value - lr * g``, checking units.
 
@@ -125,6 +143,7 @@ def sgd_step(params: Any, grads: Any, lr: Any) -> None:
                 "State objects (as for grad_states), not their values."
             )
     grad_list = _per_state("grads", grads, treedef)
+    _check_lr(lr)
     lr_leaves = jax.tree.leaves(lr, is_leaf=is_quantity)
     if len(lr_leaves) == 1 and jax.tree.structure(lr, is_leaf=is_quantity).num_nodes == 1:
         lr_list = [lr] * len(states)

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify
 
-from stategraph.extend import write_raw
+from stategraph.extend import read_raw, write_raw
 
 __all__ = ["bad_flag", "call_checked", "raise_bad"]
 
@@ -82,8 +82,8 @@ def call_checked(transform: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) 
         return result
     lifted = driver.trace(*args, **kwargs)
     written = lifted.written_states
-    before = [s._value for s in written]
-    values = [s._value for s in lifted.read_states]
+    before = read_raw(written)
+    values = read_raw(lifted.read_states)
     result, (grads, flag) = driver._call(*args, **kwargs)
     if isinstance(flag, jax.core.Tracer):  # an enclosing trace after all
         jax.debug.callback(lambda f: _raise_later(api, f), flag)

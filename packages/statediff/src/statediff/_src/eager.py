@@ -37,7 +37,7 @@ class ManagedTrace(StateTrace):
 
     def _on_write(self, state: State) -> None:
         if id(state) not in self.originals:
-            self.originals[id(state)] = (state, state._value)
+            self.originals[id(state)] = (state, read_raw([state])[0])
         super()._on_write(state)
 
 

@@ -21,6 +21,7 @@ from statejax import StatefulFunction
 
 from .jax_compat import DISABLE_JIT
 from .options import Argnums, GradStates
+from .output_checks import shown_tree
 from .quantity import find_quantity
 
 __all__ = ["DiffTransform", "PureCall", "make_call"]
@@ -75,6 +76,15 @@ class DiffTransform:
         if DISABLE_JIT.value:  # under jax.disable_jit(): run the Python body, op by op
             return self._drive(*args, **kwargs)
         return self._driver._call(*args, **kwargs)
+
+    def clear_cache(self) -> None:
+        """Forget every traced signature and compiled function, through every layer of nesting.
+
+        Call it after rebinding a model's attribute to another State that was
+        already alive; the next call traces the function again.
+        """
+        self._driver.clear_cache()
+        self._lifted.clear_cache()
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         if obj is None:
@@ -145,7 +155,7 @@ class PureCall:
         if owner.has_aux and not _is_pair(lifted.out_tree):
             raise TypeError(
                 f"{name}: has_aux=True requires the function to return a pair (value, aux), "
-                f"but it returned a pytree of structure {lifted.out_tree}. Fix: return "
+                f"but it returned {shown_tree(lifted.out_shapes)}. Fix: return "
                 "`value, aux`, or pass has_aux=False."
             )
         if owner.check_states:

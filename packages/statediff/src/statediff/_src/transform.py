@@ -15,6 +15,12 @@ from statejax import StatefulFunction
 from .debug_nan import bad_flag, call_checked
 from .jax_compat import DISABLE_JIT
 from .options import Argnums, GradStates
+from .output_checks import (
+    check_holomorphic_input,
+    check_scalar_output,
+    check_transform,
+    shown_tree,
+)
 from .quantity import find_quantity
 
 __all__ = ["GradientTransform", "split_components"]
@@ -98,6 +104,7 @@ class GradientTransform:
     ) -> None:
         if not callable(target):
             raise TypeError(f"{name}: expected a callable, got {type(target).__name__} {target!r}.")
+        check_transform(name, transform)
         self.target = target
         self.name = name
         self.transform = transform
@@ -124,6 +131,15 @@ class GradientTransform:
         if self.debug_nan:
             return call_checked(self, args, kwargs)
         return self._driver._call(*args, **kwargs)
+
+    def clear_cache(self) -> None:
+        """Forget every traced signature and compiled function, through every layer of nesting.
+
+        Call it after rebinding a model's attribute to another State that was
+        already alive; the next call traces the function again.
+        """
+        self._driver.clear_cache()
+        self._lifted.clear_cache()
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         if obj is None:
@@ -196,6 +212,8 @@ class GradientTransform:
         for leaf in jax.tree.leaves(value):
             dtype = jax.typeof(leaf).dtype
             if jax.dtypes.issubdtype(dtype, np.floating):
+                if self.holomorphic:
+                    check_holomorphic_input(self.name, what, leaf)
                 continue
             if jax.dtypes.issubdtype(dtype, np.complexfloating):
                 if self.holomorphic or self.complex_inputs:
@@ -231,9 +249,12 @@ class GradientTransform:
         if self.has_aux and not _is_pair(lifted.out_tree):
             raise TypeError(
                 f"{name}: has_aux=True requires the function to return a pair (value, aux), "
-                f"but it returned a pytree of structure {lifted.out_tree}. Fix: return "
+                f"but it returned {shown_tree(lifted.out_shapes)}. Fix: return "
                 "`value, aux`, or pass has_aux=False."
             )
+        if name.rsplit(".", 1)[-1] == "grad":  # statediff.grad (and its unit-aware twin)
+            out = lifted.out_shapes
+            check_scalar_output(name, out[0] if self.has_aux else out, self.has_aux)
         self._check_touched([*read, *(s for s in written if all(s is not r for r in read))])
         grad_ids = {id(s): i for i, s in enumerate(self.grad_states.states)}
         grad_values = [s.value for s in self.grad_states.states]  # recorded reads

@@ -29,11 +29,18 @@ class _Active:
 
 
 class _Local(threading.local):
-    """This thread's open traces (outermost first) and state catchers."""
+    """This thread's open traces (outermost first), state catchers and private values.
+
+    ``view`` maps ``id(state)`` to ``(state, value)``: the value this thread
+    sees for a state while one of its traces holds a private one (a tracer of
+    the jaxpr being staged, or a per-lane placeholder). Other threads never
+    see these values; they keep reading the state's shared value.
+    """
 
     def __init__(self) -> None:
         self.traces: list[Any] = []
         self.catchers: list[Any] = []
+        self.view: dict[int, tuple[Any, Any]] = {}
 
 
 ACTIVE = _Active()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from .access import visible
 from .state import State
 from .structure import describe, structure_of
 
@@ -114,6 +116,24 @@ def _dtypes(value: Any) -> list[Any]:
     return out
 
 
+def _check_filter_arity(flt: Callable[..., Any]) -> None:
+    """Raise ``TypeError`` if a function filter cannot be called as ``flt(path, state)``."""
+    try:
+        sig = inspect.signature(flt)
+    except (TypeError, ValueError):  # no signature to check (some builtins)
+        return
+    try:
+        sig.bind("path", None)
+    except TypeError:
+        name = getattr(flt, "__qualname__", repr(flt))
+        raise TypeError(
+            f"sg.states: a function filter is called as filter(path, state) with two "
+            f"arguments (the dotted path string and the State), but {name} has the signature "
+            f"{sig}. Fix: write it as `lambda path, state: ...` (for example "
+            "`lambda path, state: path.endswith('w')`)."
+        ) from None
+
+
 def _matcher(flt: Filter) -> Callable[[str, State], bool]:
     if isinstance(flt, type):
         if not issubclass(flt, State):
@@ -125,6 +145,7 @@ def _matcher(flt: Filter) -> Callable[[str, State], bool]:
     if isinstance(flt, str):
         return lambda path, state: flt in (state.tag or ())
     if callable(flt):
+        _check_filter_arity(flt)
         return flt
     raise TypeError(
         f"sg.states: a filter must be a State subclass, a tag string or a function "
@@ -220,7 +241,7 @@ def restore(obj: Any, snap: Mapping[str, Any], *filters: Filter) -> None:
         problems.append(f"entries {extra} match no state")
     for path, state in found.items():
         if path in snap:
-            new, held = snap[path], state.value
+            new, held = snap[path], visible(state)  # also for a state whose donated buffer is gone
             if structure_of(held) != structure_of(new):
                 problems.append(f"'{path}' is {describe(new)} but the state holds {describe(held)}")
                 continue

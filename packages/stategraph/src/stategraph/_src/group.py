@@ -8,6 +8,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
+from .access import visible
 from .state import HiddenState, ShortTermState
 from .structure import describe
 
@@ -85,7 +86,7 @@ class HiddenGroupState(HiddenState):
         return int(np.shape(self.value)[-1])
 
     def _index(self, api: str, item: Any) -> int:
-        n = int(np.shape(self._value)[-1])
+        n = int(np.shape(visible(self))[-1])
         if isinstance(item, str):
             if item not in self.name2index:
                 raise KeyError(

@@ -555,10 +555,10 @@ def write_with_hooks(state: State, new: Any) -> None:
     A hook's exception (or a cancellation) leaves the state as it was: a
     ``write_after`` hook that raises undoes the write.
     """
-    from .access import write_checked
+    from .access import visible, write_checked, write_visible
 
     state._check_value(new)
-    old = state._value
+    old = visible(state)
     value = run_write_before(state, new, old)
     if value is not new:
         state._check_value(value)
@@ -566,5 +566,5 @@ def write_with_hooks(state: State, new: Any) -> None:
     try:
         run_write_after(state, value, old)
     except BaseException:
-        state._value = old
+        write_visible(state, old)
         raise

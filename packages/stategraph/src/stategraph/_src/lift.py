@@ -8,6 +8,7 @@ from typing import Any
 import jax
 
 from . import context
+from .access import visible
 from .jax_compat import current_jax_trace, is_staging_trace, new_jaxpr_input
 from .state import State, poison
 from .structure import has_tracer
@@ -27,10 +28,16 @@ class LiftTrace(StateTrace):
     Open it *inside* a function being traced by ``jax.make_jaxpr`` (or any
     transform that stages a jaxpr). On the first read of a state, its value's
     leaves become new input variables of that jaxpr, appended after the
-    function's own arguments in first-read order, and the state holds those
-    tracers until the trace closes. Writes of tracers from that jaxpr's trace
-    are allowed. Call :meth:`finish` (or leave the ``with`` block) to collect
-    the written values and put back every state's value from before the trace.
+    function's own arguments in first-read order, and reads of the state in
+    this thread give those tracers until the trace closes. Writes of tracers
+    from that jaxpr's trace are allowed. Call :meth:`finish` (or leave the
+    ``with`` block) to collect the written values.
+
+    The trace is private to its thread: the tracers and every value written
+    inside it are kept in this thread's private view (keyed by state), never
+    in the state object, so other threads keep reading and writing the
+    state's real value meanwhile, and closing the trace restores only the
+    private view (it never overwrites a value another thread wrote).
 
     Attributes:
         input_states: States lifted into inputs, in first-read order.
@@ -51,9 +58,13 @@ class LiftTrace(StateTrace):
         (2, 1.0)
     """
 
+    _private_values = True
+
     def __init__(self) -> None:
         super().__init__()
-        self._originals: dict[int, tuple[State, Any]] = {}
+        # What this thread's private view held for each touched state before
+        # this trace touched it (None: nothing, the shared value was visible).
+        self._originals: dict[int, tuple[State, Any] | None] = {}
         self._created: list[State] = []
         self._own: set[int] = set()  # lifted here, or written at this trace's level
         self.input_states: list[State] = []
@@ -98,9 +109,10 @@ class LiftTrace(StateTrace):
         # (it wrote it), the read is that trace's business.
         if key in self._own or self._inner_touched(key):
             return
-        value = state._value
+        view = context.LOCAL.view
+        value = visible(state)
         if key not in self._originals:
-            self._originals[key] = (state, value)
+            self._originals[key] = view.get(key)
         leaves, treedef = jax.tree.flatten(value)
         try:
             lifted = [_new_arg(self._jax_trace, x) for x in leaves]
@@ -110,7 +122,7 @@ class LiftTrace(StateTrace):
                 f"of arrays to be traced, but it holds {type(value).__name__} ({err}). "
                 "Fix: store JAX or NumPy arrays (or Python numbers) in states."
             ) from None
-        state._value = jax.tree.unflatten(treedef, lifted)
+        view[key] = (state, jax.tree.unflatten(treedef, lifted))
         self._own.add(key)
         self.input_states.append(state)
         self.input_values.append(value)
@@ -118,7 +130,7 @@ class LiftTrace(StateTrace):
     def _on_write(self, state: State) -> None:
         key = id(state)
         if key not in self._originals:
-            self._originals[key] = (state, state._value)
+            self._originals[key] = context.LOCAL.view.get(key)
         if self._innermost():
             self._own.add(key)
         super()._on_write(state)
@@ -126,14 +138,18 @@ class LiftTrace(StateTrace):
     def finish(self) -> list[Any]:
         """Close the trace, restore every state and return the written values."""
         if self._open:
-            self.output_values = [s._value for s in self.written_states]
+            self.output_values = [visible(s) for s in self.written_states]
             self._restore()
         return self.output_values
 
     def _restore(self) -> None:
         try:
-            for state, value in reversed(self._originals.values()):
-                state._value = value
+            view = context.LOCAL.view
+            for key, before in self._originals.items():
+                if before is None:
+                    view.pop(key, None)
+                else:
+                    view[key] = before
             for state in self._created:
                 if has_tracer(state._value):
                     poison(state)

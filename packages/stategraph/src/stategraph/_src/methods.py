@@ -9,6 +9,7 @@ import jax
 import numpy as np
 
 from . import context
+from .access import visible as _visible
 from .structure import describe, has_tracer
 
 if TYPE_CHECKING:
@@ -120,22 +121,23 @@ class StateMethods:
             >>> s.value, t.written_states
             (2.0, ())
         """
-        from .access import check_tracer_context, record_read
+        from .access import check_tracer_context, record_read, visible, write_visible
         from .hooks import HOOKS, run_restore
 
         self._check_value(v)
-        if jax.tree.structure(v) != jax.tree.structure(self._value):
+        held = visible(self)
+        if jax.tree.structure(v) != jax.tree.structure(held):
             raise ValueError(
                 f"{type(self).__name__}.restore_value: {self._label_typed()} holds "
-                f"{describe(self._value)}, but the restored value {describe(v)} has another "
+                f"{describe(held)}, but the restored value {describe(v)} has another "
                 "tree structure. Fix: restore a value of the same structure."
             )
         if context.ACTIVE.count:
             record_read(self)
         if has_tracer(v):
             check_tracer_context(self, v, context.LOCAL.traces)
-        old = self._value
-        self._value = v
+        old = held
+        write_visible(self, v)
         if HOOKS.count:
             run_restore(self, v, old)
 
@@ -157,7 +159,7 @@ class StateMethods:
             >>> sg.State({"w": jnp.ones((2, 3)), "b": jnp.ones(3)}).numel()
             9
         """
-        return int(sum(np.size(x) for x in jax.tree.leaves(self._value)))
+        return int(sum(np.size(x) for x in jax.tree.leaves(_visible(self))))
 
     # ----------------------------------------------------------------- copies
     def _clone(self: State, value: Any) -> State:
@@ -246,7 +248,7 @@ class StateMethods:
                     f"{type(self).__name__}, got {type(value).__name__} {value!r}."
                 )
             return value.replace(**metadata) if metadata else value
-        new = self._clone(self._value if value is _MISSING else value)
+        new = self._clone(_visible(self) if value is _MISSING else value)
         if value is not _MISSING:
             new._check_value(value)
         if "name" in metadata:
@@ -275,7 +277,7 @@ class StateMethods:
         for key, item in self.__dict__.items():
             if key not in _OWN:
                 meta[key] = item
-        return TreefyState(type(self), self._value, _name=self._name, **meta)
+        return TreefyState(type(self), _visible(self), _name=self._name, **meta)
 
     def update_from_ref(self: State, state_ref: TreefyState) -> None:
         """Take the value and metadata of a :class:`~stategraph.TreefyState` (a recorded write).

@@ -7,7 +7,7 @@ from typing import Any, Generic, TypeVar
 from stategraph.errors import TraceContextError
 
 from . import context
-from .access import record_read, write_checked
+from .access import read_slow, visible, write_checked
 from .hook_methods import HookMethods
 from .hooks import HOOKS, run_init, run_read, write_with_hooks
 from .methods import StateMethods, normalize_tag
@@ -86,9 +86,10 @@ class State(StateMethods, HookMethods, Generic[T]):
     def value(self) -> T:
         """The current value; reads and writes are recorded by open traces."""
         if _ACTIVE.count:
-            record_read(self)
+            value = read_slow(self)
             if HOOKS.count:
-                run_read(self, self._value)
+                run_read(self, value)
+            return value
         return self._value
 
     @value.setter
@@ -149,7 +150,7 @@ class State(StateMethods, HookMethods, Generic[T]):
 
     def __repr__(self) -> str:
         try:
-            shown = describe(object.__getattribute__(self, "_value"))
+            shown = describe(visible(self))
         except AttributeError:
             shown = "<unset>"
         path = self.__dict__.get("_path") if self._name is None else None

@@ -39,6 +39,9 @@ class StateTrace:
     # A trace that manages tracers (see stategraph.extend) sets this to the JAX
     # trace it was opened under; writes of tracers from that trace are allowed.
     _jax_trace: Any = None
+    # A trace that keeps the values written inside it private to its thread
+    # (see stategraph.extend.LiftTrace) sets this.
+    _private_values: bool = False
 
     def __init__(self) -> None:
         self._serial = 0

@@ -14,6 +14,7 @@ from .compose import StateIO, cached_driver, lifted_for
 from .eager import Rollback, jit_disabled
 from .nested import check_base, level_sizes, match_types, nested_scan
 from .stateful import StatefulFunction
+from .weakcache import weak_callable
 
 __all__ = ["bounded_while_loop"]
 
@@ -157,6 +158,6 @@ def bounded_while_loop(
             pass  # a traced condition (say, under vmap): use the compiled loop
     driver = cached_driver(
         ("bounded_while_loop", cond_fun, body_fun, max_steps, base),
-        lambda: _bounded_driver(cond_fun, body_fun, max_steps, base),
+        lambda: _bounded_driver(weak_callable(cond_fun), weak_callable(body_fun), max_steps, base),
     )
     return driver(init_val)

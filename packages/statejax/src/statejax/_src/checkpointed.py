@@ -16,6 +16,7 @@ from .nested import check_base, level_sizes, match_types, nested_scan
 from .progress import ProgressBar, as_progress_bar, progress_key
 from .scan import run_eager_scan, scan_length, scan_tick
 from .stateful import StatefulFunction
+from .weakcache import weak_callable
 
 __all__ = ["checkpointed_for_loop", "checkpointed_scan", "checkpointed_states"]
 
@@ -163,7 +164,7 @@ def checkpointed_scan(
         return run_eager_scan(_SCAN, f, init, xs, length, False, None if bar is None else bar.tick)
     driver = cached_driver(
         ("checkpointed_scan", f, length, base, key),
-        lambda: _scan_driver(f, length, base, as_progress_bar(_SCAN, pbar)),
+        lambda: _scan_driver(weak_callable(f), length, base, as_progress_bar(_SCAN, pbar)),
     )
     return driver(init, xs)
 
@@ -228,6 +229,6 @@ def checkpointed_for_loop(
         return ys
     driver = cached_driver(
         ("checkpointed_for_loop", f, length, base, key),
-        lambda: _for_driver(f, length, base, as_progress_bar(_FOR, pbar)),
+        lambda: _for_driver(weak_callable(f), length, base, as_progress_bar(_FOR, pbar)),
     )
     return driver(*xs)

@@ -23,9 +23,6 @@ Every stateful transform follows one recipe:
 
 from __future__ import annotations
 
-import threading
-import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
@@ -35,71 +32,66 @@ from stategraph import State
 
 from .plan import Lifted
 from .stateful import StatefulFunction
+from .weakcache import WeakLRU
 
 __all__ = ["StateIO", "cached_driver", "cast_like", "lifted_for"]
 
-_LIFTED: weakref.WeakKeyDictionary[Any, dict[str, StatefulFunction]] = weakref.WeakKeyDictionary()
-_LIFTED_LOCK = threading.Lock()
+# Lifted user functions, one per (function, api, static argnums); the
+# functions are held weakly (see weakcache), so a dropped model is collected.
+_LIFTED = WeakLRU(2048)
+# Drivers of the function-style transforms, keyed by their user functions.
+_DRIVERS = WeakLRU(512)
 
 
 def lifted_for(
     fun: Callable[..., Any], api: str, static_argnums: Sequence[int] = ()
 ) -> StatefulFunction:
-    """Return the cached :class:`StatefulFunction` lifting ``fun`` (one per function)."""
+    """Return the cached :class:`StatefulFunction` lifting ``fun`` (one per function).
+
+    The cache holds ``fun`` weakly (a bound method by its instance and its
+    function) and is bounded; the lifted function calls ``fun`` through a weak
+    proxy, so neither keeps the user's function or model alive.
+    """
     if isinstance(fun, StatefulFunction):
         return fun
     inner = getattr(fun, "stateful", None)
     if isinstance(inner, StatefulFunction):
         return inner
-    key = f"{api}|{tuple(static_argnums)}"
-    try:
-        with _LIFTED_LOCK:
-            per_fun = _LIFTED.setdefault(fun, {})
-            sf = per_fun.get(key)
-            if sf is None:
-                sf = per_fun[key] = StatefulFunction(fun, tuple(static_argnums), api=api)
-            return sf
-    except TypeError:  # not weak-referenceable: no caching
-        return StatefulFunction(fun, tuple(static_argnums), api=api)
+    statics = tuple(static_argnums)
+    return _LIFTED.get(
+        (api, statics),
+        [fun],
+        lambda proxies: StatefulFunction(proxies[0], statics, api=api),
+    )
 
 
-class _LRU:
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.items: OrderedDict[Hashable, StatefulFunction] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key: Hashable, build: Callable[[], StatefulFunction]) -> StatefulFunction:
-        with self.lock:
-            hit = self.items.get(key)
-            if hit is not None:
-                self.items.move_to_end(key)
-                return hit
-        made = build()
-        with self.lock:
-            self.items[key] = made
-            while len(self.items) > self.size:
-                self.items.popitem(last=False)
-        return made
-
-
-_DRIVERS = _LRU(512)
+def _split_key(key: Any, funs: list[Any]) -> Any:
+    """Replace the callables in ``key`` (recursively through tuples) by their positions."""
+    if isinstance(key, tuple):
+        return tuple(_split_key(k, funs) for k in key)
+    if isinstance(key, list):
+        return ("<list>", *(_split_key(k, funs) for k in key))
+    if callable(key) and not isinstance(key, type):
+        funs.append(key)
+        return ("<fun>", len(funs) - 1)
+    return key
 
 
 def cached_driver(key: Hashable, build: Callable[[], StatefulFunction]) -> StatefulFunction:
-    """Return the driver cached under ``key`` (built once; bounded LRU cache).
+    """Return the driver cached under ``key`` (built once; bounded, weak LRU cache).
 
     Function-style transforms (``cond(pred, f, g, x)``) are called anew each
     time; keying their driver by the user functions' identities keeps the
     Python bodies from running on every eager call, as JAX does for
-    ``jax.lax.cond``. An unhashable key (say, an unhashable callable object)
-    builds a fresh driver, uncached.
+    ``jax.lax.cond``. The callables in ``key`` (also inside tuples) are held
+    weakly: the entry goes away with them. ``build`` must not keep them
+    strongly (lift them with :func:`lifted_for`, or wrap them with
+    :func:`~statejax._src.weakcache.weak_callable`). An unhashable key or a
+    callable that cannot be held weakly builds a fresh driver, uncached.
     """
-    try:
-        hash(key)
-    except TypeError:
-        return build()
-    return _DRIVERS.get(key, build)
+    funs: list[Any] = []
+    parts = _split_key(key, funs)
+    return _DRIVERS.get(parts, funs, lambda _proxies: build())
 
 
 def _cast_leaf(new: Any, old: Any) -> Any:

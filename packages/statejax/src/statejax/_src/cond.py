@@ -9,6 +9,7 @@ import jax
 
 from .compose import StateIO, cached_driver, lifted_for
 from .eager import Rollback, concrete, jit_disabled
+from .input_checks import check_branches, check_pred
 from .stateful import StatefulFunction
 
 __all__ = ["cond"]
@@ -21,6 +22,12 @@ def _cond_driver(true_fun: Callable[..., Any], false_fun: Callable[..., Any]) ->
     def driver(pred: Any, *operands: Any) -> Any:
         lt = sf_true.trace(*operands)
         lf = sf_false.trace(*operands)
+        check_branches(
+            "statejax.cond",
+            ["true_fun", "false_fun"],
+            [sf_true.fun, sf_false.fun],
+            [lt.out_shapes, lf.out_shapes],
+        )
         io = StateIO([lt, lf])
         out, new = jax.lax.cond(
             pred, io.pure(sf_true, lt), io.pure(sf_false, lf), io.values(), *operands
@@ -66,6 +73,7 @@ def cond(
         >>> float(sj.cond(False, up, down, 5.0)), float(n.value)
         (-5.0, -3.0)
     """
+    check_pred("statejax.cond", pred)
     if jit_disabled() and concrete(pred):  # as jax.lax.cond: run the chosen branch in Python
         with Rollback():
             return true_fun(*operands) if pred else false_fun(*operands)

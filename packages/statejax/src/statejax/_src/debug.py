@@ -18,6 +18,7 @@ from .jax_compat import is_eager
 from .stateful import StatefulFunction
 from .unvmap import unvmap
 from .vmap import state_label
+from .weakcache import weak_callable
 
 __all__ = ["breakpoint_if", "debug_nan", "debug_nan_if"]
 
@@ -117,7 +118,7 @@ def debug_nan(fn: Callable[..., Any], *args: Any, phase: str = "") -> None:
     _check_fn(_API, fn)
     _check_phase(_API, phase)
     if is_eager():
-        driver = cached_driver(("debug_nan", fn), lambda: _nan_driver(fn))
+        driver = cached_driver(("debug_nan", fn), lambda: _nan_driver(weak_callable(fn)))
         bad, err, checked, labels = driver(*args)
         if bool(bad):
             raise RuntimeError(_message(phase, err, checked, labels()))

@@ -16,7 +16,7 @@ from typing import Any
 import jax
 
 from stategraph import State, StateTrace
-from stategraph.extend import write_raw
+from stategraph.extend import read_raw, write_raw
 
 from .jax_compat import is_concrete
 
@@ -56,7 +56,7 @@ class Rollback(StateTrace):
 
     def _on_write(self, state: State) -> None:
         if id(state) not in self._before:
-            self._before[id(state)] = (state, state._value)
+            self._before[id(state)] = (state, read_raw([state])[0])
         super()._on_write(state)
 
     def __exit__(

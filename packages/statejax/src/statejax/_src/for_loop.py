@@ -10,6 +10,7 @@ from .eager import jit_disabled
 from .progress import ProgressBar, as_progress_bar, pick_progress, progress_key
 from .scan import run_eager_scan, scan_states
 from .stateful import StatefulFunction
+from .weakcache import weak_callable
 
 __all__ = ["for_loop", "for_loop_tick", "for_step"]
 
@@ -49,6 +50,7 @@ def _for_driver(
     unroll: int | bool,
     bar: ProgressBar | None,
 ) -> StatefulFunction:
+    f = weak_callable(f)  # the cached driver must not keep the user's function alive
     sf = StatefulFunction(for_step(f), api=_API)
     tick = for_loop_tick(bar)
 

@@ -7,6 +7,8 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .caches import add_child
+from .input_checks import normalize_donate_argnums
 from .signature import normalize_argnums
 from .stateful import StatefulFunction
 
@@ -62,6 +64,7 @@ class JittedFunction:
         functools.update_wrapper(method, fun)
         del method.__wrapped__
         bound = rebind(method)
+        add_child(self.stateful, bound.stateful)  # clear_cache of the class's jit reaches it
         self._bound[key] = (ref, bound)
         return bound
 
@@ -121,7 +124,14 @@ def jit(
         donate_argnums: Positions of arguments whose buffers may be donated.
         donate_states: Donate the buffers of the states the function writes
             (they are replaced by the new values anyway). Read-only states are
-            never donated.
+            never donated. If a call fails at run time after its buffers were
+            donated (a failing callback or check, an XLA error), those states
+            have no value left: reading them, or calling a function that uses
+            them, raises :class:`~stategraph.errors.DonatedStateError` until
+            they are written again, for example with ``stategraph.restore``
+            from a copy of a ``stategraph.snapshot`` taken before the call
+            (``jax.tree.map(jnp.copy, snapshot)``; donation deletes the
+            buffers a plain snapshot refers to).
         in_shardings: Shardings of the positional arguments (as ``jax.jit``;
             a single sharding applies to every argument). The states take
             none: each keeps the sharding of its value (an ordinary one-device
@@ -157,7 +167,7 @@ def jit(
     def wrap(f: Callable[..., Any]) -> Any:
         kw = dict(jit_kwargs)
         if donate_argnums not in ((), None):
-            kw["donate_argnums"] = donate_argnums
+            kw["donate_argnums"] = normalize_donate_argnums("statejax.jit", f, donate_argnums)
         if in_shardings is not None:
             kw["in_shardings"] = in_shardings
         if out_shardings is not None:

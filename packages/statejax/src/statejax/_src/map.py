@@ -16,6 +16,7 @@ from .for_loop import for_loop
 from .scan import scan_length
 from .stateful import StatefulFunction
 from .vmap import state_label, vmap
+from .weakcache import weak_callable
 
 __all__ = ["map"]
 
@@ -125,5 +126,7 @@ def map(f: Callable[..., Any], *xs: Any, batch_size: int | None = None) -> Any: 
         raise ValueError(f"{_API}: give at least one array to map over (*xs is empty).")
     if batch_size is None:
         return for_loop(f, *xs)
-    driver = cached_driver(("map", f, batch_size), lambda: _batched_driver(f, batch_size))
+    driver = cached_driver(
+        ("map", f, batch_size), lambda: _batched_driver(weak_callable(f), batch_size)
+    )
     return driver(*xs)

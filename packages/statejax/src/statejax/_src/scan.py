@@ -11,6 +11,7 @@ import jax.numpy as jnp
 
 from .compose import StateIO, cached_driver, lifted_for
 from .eager import Rollback, jit_disabled
+from .input_checks import check_carry, fun_label, promote_weak_init
 from .progress import ProgressBar, as_progress_bar, progress_key
 from .stateful import StatefulFunction
 
@@ -91,6 +92,13 @@ def scan_states(
             f"{api}: f must return a pair (carry, y), but it returns {lifted.out_tree}. "
             "Fix: return `new_carry, y` (y may be None)."
         )
+    promoted = promote_weak_init(init, out[0])
+    if promoted is not init:  # a weakly typed init takes the body's carry dtype, as in JAX
+        init = promoted
+        lifted = sf.trace(init, jax.tree.map(_slice_aval, xs))
+        out = lifted.out_shapes
+    where = "the carry that f returns (the first element of its output)"
+    check_carry(api, fun_label(sf.fun), where, init, out[0])
     io = StateIO([lifted])
     run = io.pure(sf, lifted)
     values = io.values()  # read-only states are loop invariants (closed over)

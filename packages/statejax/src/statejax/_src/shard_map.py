@@ -10,7 +10,7 @@ import jax
 from jax.sharding import PartitionSpec
 
 from stategraph import State
-from stategraph.extend import describe
+from stategraph.extend import describe, read_raw
 
 from .compose import StateIO
 from .jit import JittedFunction, as_function
@@ -119,7 +119,7 @@ def _check_replicated(states: list[State], specs: list[Any], values: list[Any]) 
             extra = _varying(leaf) - allowed
             if extra:
                 raise ValueError(
-                    f"{_API}: {state_label(s)} ({describe(abstract_value(s._value))}) is "
+                    f"{_API}: {state_label(s)} ({describe(abstract_value(read_raw([s])[0]))}) is "
                     f"written a value that varies across mesh axes {sorted(extra)}, but its "
                     f"out spec is {spec} (states not listed in state_out_specs are "
                     "replicated). Fix: give it a spec that shards it over those axes in "

@@ -28,7 +28,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec, Sharding
 
 from stategraph import State
-from stategraph.extend import write_raw
+from stategraph.extend import read_raw, write_raw
 
 __all__ = ["runner_in_shardings"]
 
@@ -63,7 +63,7 @@ def _replicate_committed(states: list[State], mesh: Any) -> None:
     """Move state leaves committed to one device to the mesh, replicated (value unchanged)."""
     replicated = NamedSharding(mesh, PartitionSpec())
     for state in states:
-        value = state._value
+        value = read_raw([state])[0]
         leaves = jax.tree.leaves(value)
         if any(_committed_to_one_device(x) for x in leaves):
             moved = jax.tree.map(

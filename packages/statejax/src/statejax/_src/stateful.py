@@ -10,11 +10,15 @@ from typing import Any
 import jax
 
 from stategraph import State
-from stategraph.extend import open_traces, write_raw
+from stategraph.extend import open_traces, read_raw, write_raw
 
+from . import caches
+from .donation import DonationGuard
 from .fastpath import Stale, make_call_function, reset, set_plan
+from .input_checks import check_pure_values, check_static_in_signature
 from .jax_compat import is_eager
 from .plan import Lifted, StatePlan, trace_lifted
+from .rebinds import find_bindings, revalidate
 from .shardings import runner_in_shardings
 from .signature import (
     abstract_key,
@@ -102,17 +106,29 @@ class StatefulFunction(BrainstateMethods):
         self.static_argnums, self.static_argnames = resolve_static(
             fun, normalize_argnums(api, static_argnums), tuple(static_argnames)
         )
+        check_static_in_signature(api, fun, self.static_argnums, self.static_argnames)
         self.donate_states = bool(donate_states)
         self._jit_kwargs = dict(jit_kwargs or {})
         self._lock = threading.RLock()
         functools.update_wrapper(self, fun, updated=())
         name = getattr(fun, "__name__", "fun")
         self._call = make_call_function(self._call_slow, name, self._check_arguments)
-        self.clear_cache()
+        caches.register(self)
+        self._clear_own()
 
     # ------------------------------------------------------------- the cache
     def clear_cache(self) -> None:
-        """Forget every traced signature and compiled function."""
+        """Forget every traced signature and compiled function, through every layer of nesting.
+
+        The stateful functions traced inside this one (the lifted function of
+        a ``vmap``, the branches of a ``cond``, an inner ``jit``, ...) are
+        cleared too, so the next call traces everything again with the
+        states the functions reach now.
+        """
+        caches.clear_tree(self)
+
+    def _clear_own(self) -> None:
+        """Forget this function's own traced signatures and compiled functions."""
         self._lifted: dict[Any, Lifted] = {}
         self._plan: StatePlan | None = None
         reset(self._call)
@@ -150,6 +166,8 @@ class StatefulFunction(BrainstateMethods):
             donate_argnums=donate or None,
             **kw,
         )
+        if self.donate_states and any(plan.rw_mask):
+            plan.jitted = DonationGuard(plan.jitted, plan, self.api)
 
     def _split(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return split_static(args, kwargs, self.static_argnums, self.static_argnames)
@@ -192,7 +210,7 @@ class StatefulFunction(BrainstateMethods):
     def _valid(self, lifted: Lifted, states: list[State] | None) -> bool:
         if states is None or lifted.plan.written_states() is None:
             return False
-        return lifted.fits([s._value for s in states])
+        return lifted.fits(read_raw(states))
 
     def trace(self, *args: Any, **kwargs: Any) -> Lifted:
         """Return the traced signature for these arguments (tracing if needed).
@@ -206,20 +224,26 @@ class StatefulFunction(BrainstateMethods):
             ``read_states``, ``written_states``, ``out_shapes``.
         """
         check_no_states(self.api, args, kwargs)
+        caches.note_use(self)
         key = self._key(args, kwargs)
         with self._lock:
             lifted = self._lifted.get(key)
             if lifted is not None and self._valid(lifted, lifted.plan.read_states()):
-                return lifted
+                # A state on a recorded path from the function's roots was rebound:
+                # the caches are cleared and the function is traced again.
+                if not revalidate(self, lifted):
+                    return lifted
             dyn_args, dyn_kwargs, _ = self._split(args, kwargs)
-            lifted = trace_lifted(
-                self.api,
-                self.fun,
-                dyn_args,
-                dyn_kwargs,
-                self._rebuilder(args, kwargs),
-                reuse=self._plan,
-            )
+            with caches.tracing(self):
+                lifted = trace_lifted(
+                    self.api,
+                    self.fun,
+                    dyn_args,
+                    dyn_kwargs,
+                    self._rebuilder(args, kwargs),
+                    reuse=self._plan,
+                )
+            lifted.bindings = find_bindings(self.fun, lifted.read_states + lifted.written_states)
             if lifted.plan.jitted is None:
                 n_static = sum(i < len(args) for i in self.static_argnums)
                 self._compile_plan(lifted.plan, len(args) - n_static)
@@ -237,6 +261,7 @@ class StatefulFunction(BrainstateMethods):
         read or changed, so this composes with every JAX transform.
         """
         lifted = self.trace(*args, **kwargs)
+        check_pure_values(self.api, lifted.read_states, lifted, state_values)
         return lifted.run_flat(self.arg_leaves(*args, **kwargs), list(state_values))
 
     def jaxpr(self, *args: Any, **kwargs: Any) -> jax.extend.core.ClosedJaxpr:
@@ -271,13 +296,13 @@ class StatefulFunction(BrainstateMethods):
                 if self._plan is not plan:
                     self._plan = plan
                     set_plan(self._call, plan, plan.jitted)
-            values = [s._value for s in read]
+            values = read_raw(read)
             res = plan.jitted(*plan.split(values), *args, **kwargs)
             write_raw(written_states, res[1:])
             return res[0]
         values = [s.value for s in read]  # recorded: enclosing traces lift them
         res = plan.jitted(*plan.split(values), *args, **kwargs)
-        before = [s._value for s in written_states]
+        before = read_raw(written_states)
         try:
             for state, value in zip(written_states, res[1:], strict=True):
                 state.value = value  # recorded and checked
@@ -291,7 +316,7 @@ class StatefulFunction(BrainstateMethods):
         """Lower for these arguments, as ``jax.jit(...).lower`` (user output only)."""
         lifted = self.trace(*args, **kwargs)
         plan = lifted.plan
-        values = [s._value for s in plan.read_states() or []]
+        values = read_raw(plan.read_states() or [])
         lowered = plan.jitted.lower(*plan.split(values), *args, **kwargs)
         return StatefulLowered(lowered, lifted)
 

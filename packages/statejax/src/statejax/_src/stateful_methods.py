@@ -24,6 +24,7 @@ from typing import Any
 import jax
 
 from stategraph import State
+from stategraph.extend import read_raw
 
 from .plan import Lifted
 
@@ -48,7 +49,7 @@ def state_shapes(lifted: Lifted) -> dict[State, Any]:
             tree, [_struct(next(tail)) for _ in range(tree.num_leaves)]
         )
     return {
-        s: written[id(s)] if id(s) in written else jax.tree.map(_abstract, s._value)
+        s: written[id(s)] if id(s) in written else jax.tree.map(_abstract, read_raw([s])[0])
         for s in states_of(lifted)
     }
 
@@ -63,7 +64,7 @@ def _layout_jaxpr(lifted: Lifted, return_only_write: bool) -> Any:
     n_read = len(lifted.read_states)
     written_ids = {id(s): i for i, s in enumerate(lifted.written_states)}
     arg_avals = lifted.jaxpr.in_avals[: len(lifted.jaxpr.in_avals) - len(lifted.state_avals)]
-    state_values = [s._value for s in states]
+    state_values = read_raw(states)
 
     def pure(arg_leaves: list[Any], values: list[Any]) -> Any:
         out, new = lifted.run_flat(arg_leaves, values[:n_read])
@@ -227,7 +228,7 @@ class BrainstateMethods:
             if id(s) in written:
                 tree = written[id(s)]
             elif not self.return_only_write:
-                tree = jax.tree.structure(s._value)
+                tree = jax.tree.structure(read_raw([s])[0])
             else:
                 shapes.append(None)
                 continue

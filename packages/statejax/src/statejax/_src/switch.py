@@ -9,6 +9,7 @@ import jax
 
 from .compose import StateIO, cached_driver, lifted_for
 from .eager import Rollback, concrete, jit_disabled
+from .input_checks import check_branches, check_index
 from .stateful import StatefulFunction
 
 __all__ = ["switch"]
@@ -21,6 +22,12 @@ def _switch_driver(branches: tuple[Callable[..., Any], ...]) -> StatefulFunction
 
     def driver(index: Any, *operands: Any) -> Any:
         traced = [sf.trace(*operands) for sf in lifted_fns]
+        check_branches(
+            _API,
+            [f"branches[{i}]" for i in range(len(traced))],
+            [sf.fun for sf in lifted_fns],
+            [lt.out_shapes for lt in traced],
+        )
         io = StateIO(traced)
         pures = [io.pure(sf, lt) for sf, lt in zip(lifted_fns, traced, strict=True)]
         out, new = jax.lax.switch(index, pures, io.values(), *operands)
@@ -81,6 +88,7 @@ def switch(index: Any, branches: Sequence[Callable[..., Any]], *operands: Any) -
             raise TypeError(
                 f"{_API}: branches[{i}] must be callable, got {type(b).__name__} {b!r}."
             )
+    check_index(_API, index)
     if jit_disabled() and concrete(index):  # run the chosen branch in Python
         i = min(max(int(index), 0), len(branches) - 1)
         with Rollback():

@@ -10,10 +10,11 @@ from typing import Any
 import jax
 
 from stategraph import State
-from stategraph.extend import describe, merge_lanes, split_lanes
+from stategraph.extend import describe, merge_lanes, private_values, read_raw, split_lanes
 from stategraph.extend import state_label as _label
 
 from .compose import StateIO, lifted_for
+from .input_checks import check_in_axes_prefix
 from .jax_compat import BatchTrace, BatchTracer, current_trace, extend_axis_env_nd
 from .jit import JittedFunction, as_function
 from .stateful import StatefulFunction
@@ -112,19 +113,15 @@ def _drop_axis(api: str, what: str, leaf: Any, axis: int | None) -> tuple[Any, i
 
 @contextlib.contextmanager
 def swapped_values(states: list[State], values: list[Any]) -> Iterator[None]:
-    """Let ``states`` hold ``values`` (placeholders) inside the block, then restore them.
+    """Let ``states`` show ``values`` (placeholders) inside the block, to this thread only.
 
     The caller must have read the states (recorded) before, so that enclosing
     traces have lifted their real values and never see the placeholders.
+    Other threads keep seeing the states' real values (the swap lives in this
+    thread's private view, see :func:`stategraph.extend.private_values`).
     """
-    saved = [s._value for s in states]
-    try:
-        for s, v in zip(states, values, strict=True):
-            s._value = v
+    with private_values(states, values):
         yield
-    finally:
-        for s, v in zip(states, saved, strict=True):
-            s._value = v
 
 
 def abstract_value(value: Any) -> Any:
@@ -202,6 +199,8 @@ def _vmap_driver(
 
             return per_subtree
 
+        for i, (ax, a) in enumerate(zip(axes, args, strict=True)):
+            check_in_axes_prefix(_API, i, ax, a)
         lane_args = tuple(
             jax.tree.map(lane_of(f"argument {i}"), ax, a, is_leaf=lambda x: x is None)
             for i, (ax, a) in enumerate(zip(axes, args, strict=True))
@@ -262,8 +261,9 @@ def _check_shared(shared: list[tuple[int, State]], new: list[Any], size: int) ->
         return
     for j, s in shared:
         if any(_is_batched(x, trace) for x in jax.tree.leaves(new[j])):
+            shown = describe(abstract_value(read_raw([s])[0]))
             raise ValueError(
-                f"{_API}: {state_label(s)} ({describe(abstract_value(s._value))}) is written "
+                f"{_API}: {state_label(s)} ({shown}) is written "
                 f"a value that differs across the {size} lanes, but the state is not "
                 "declared, so all lanes share one value. Fix: declare it in `out_states` "
                 "(its value must then hold one entry per lane along the axis), or write a "

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from .compose import StateIO, cached_driver, lifted_for
 from .eager import Rollback, jit_disabled
+from .input_checks import check_carry, fun_label, promote_weak_init
 from .stateful import StatefulFunction
 
 __all__ = ["run_eager_while", "while_loop"]
@@ -24,6 +25,8 @@ def _while_driver(
     sf_body = lifted_for(body_fun, _API)
 
     def driver(init_val: Any) -> Any:
+        promoted = promote_weak_init(init_val, sf_body.trace(init_val).out_shapes)
+        init_val = promoted  # a weakly typed init takes body_fun's dtype, as in JAX
         lc = sf_cond.trace(init_val)
         if lc.written_states:
             names = ", ".join(repr(s) for s in lc.written_states)
@@ -33,6 +36,7 @@ def _while_driver(
                 "well-defined value). Fix: move the write into body_fun."
             )
         lb = sf_body.trace(init_val)
+        check_carry(_API, fun_label(sf_body.fun), "body_fun's output", init_val, lb.out_shapes)
         io = StateIO([lc, lb])
         run_cond, run_body = io.pure(sf_cond, lc), io.pure(sf_body, lb)
         values = io.values()  # read-only states are loop invariants (closed over)
