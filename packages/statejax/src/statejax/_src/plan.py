@@ -32,6 +32,7 @@ class StatePlan:
         "n_read",
         "n_write",
         "jitted",
+        "can_miss",
     )
 
     def __init__(self, read: Sequence[State], written: Sequence[State]) -> None:
@@ -42,6 +43,7 @@ class StatePlan:
         self.n_read = len(read)
         self.n_write = len(written)
         self.jitted: Any = None
+        self.can_miss = False
 
     def split(self, values: Sequence[Any]) -> tuple[list[Any], list[Any]]:
         """Split per-read-state values into (read-only ones, read-and-written ones)."""
@@ -154,7 +156,7 @@ def trace_lifted(
     dyn_args: tuple[Any, ...],
     dyn_kwargs: dict[str, Any],
     rebuild: Callable[[tuple[Any, ...], dict[str, Any]], tuple[tuple[Any, ...], dict[str, Any]]],
-    reuse: StatePlan | None = None,
+    reuse: Sequence[StatePlan] = (),
 ) -> Lifted:
     """Trace ``fun`` once, lifting the states it reads into jaxpr inputs.
 
@@ -166,7 +168,7 @@ def trace_lifted(
         dyn_kwargs: The dynamic keyword arguments.
         rebuild: Maps dynamic (args, kwargs) back to the full call arguments
             (puts the static ones back).
-        reuse: A plan to reuse when the trace touches exactly its states.
+        reuse: Plans to reuse: the first one for exactly the states the trace touches.
     """
     leaves, arg_tree = jax.tree.flatten((dyn_args, dyn_kwargs))
     box: dict[str, Any] = {}
@@ -203,7 +205,7 @@ def trace_lifted(
     trace: LiftTrace = box["trace"]
     read = trace.input_states
     written = list(trace.written_states)
-    plan = reuse if reuse is not None and reuse.same_states(read, written) else None
+    plan = next((p for p in reuse if p.same_states(read, written)), None)
     if plan is None:
         plan = StatePlan(read, written)
     state_avals = tuple(closed.in_avals[len(leaves) :])

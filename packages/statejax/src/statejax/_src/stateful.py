@@ -12,7 +12,15 @@ import jax
 from stategraph import State
 from stategraph.extend import open_traces, write_raw
 
-from .fastpath import Stale, make_call_function, reset, set_plan
+from .fastpath import (
+    MISS,
+    Stale,
+    make_call_function,
+    plan_function,
+    reset,
+    set_plan,
+    simple_parameters,
+)
 from .jax_compat import is_eager
 from .plan import Lifted, StatePlan, trace_lifted
 from .signature import (
@@ -24,8 +32,12 @@ from .signature import (
     resolve_static,
     split_static,
 )
+from .weak import canonicalize_weak, strong_types
 
 __all__ = ["StatefulFunction", "make_jaxpr"]
+
+# How many plans besides the current one keep a generated fast path.
+_MAX_ALTERNATES = 8
 
 
 
@@ -84,6 +96,7 @@ class StatefulFunction:
         *,
         jit_kwargs: dict[str, Any] | None = None,
         donate_states: bool = False,
+        name: str | None = None,
         api: str = "StatefulFunction",
     ) -> None:
         if not callable(fun):
@@ -97,31 +110,47 @@ class StatefulFunction:
             fun, normalize_argnums(api, static_argnums), tuple(static_argnames)
         )
         self.donate_states = bool(donate_states)
+        self.name = name
         self._jit_kwargs = dict(jit_kwargs or {})
         self._lock = threading.RLock()
         functools.update_wrapper(self, fun, updated=())
         name = getattr(fun, "__name__", "fun")
-        self._call = make_call_function(self._call_slow, name, self._check_arguments)
+        static = self.static_argnums or self.static_argnames
+        self._call = make_call_function(
+            self._call_slow,
+            name,
+            self._check_arguments,
+            self._call_other,
+            None if static else simple_parameters(fun),
+        )
         self.clear_cache()
 
     # ------------------------------------------------------------- the cache
     def clear_cache(self) -> None:
-        """Forget every traced signature and compiled function."""
-        self._lifted: dict[Any, Lifted] = {}
-        self._plan: StatePlan | None = None
-        reset(self._call)
+        """Forget every traced signature and compiled function (and release them)."""
+        with self._lock:
+            self._lifted: dict[Any, Lifted] = {}
+            self._plan: StatePlan | None = None
+            # Plans other than the current one, most recently used last, each
+            # with its own generated fast function (see ``fastpath``).
+            self._alternates: dict[StatePlan, Callable[..., Any]] = {}
+            reset(self._call)
+
+    def _plans(self) -> list[StatePlan]:
+        """The plans this function knows (the current one first)."""
+        plans = [] if self._plan is None else [self._plan]
+        return plans + [p for p in self._alternates if p is not self._plan]
 
     def _compile_plan(self, plan: StatePlan) -> None:
-        """Give a new plan its compiled runner and its generated hot-path call."""
-        # The runner takes (read-only state values, read-and-written state
-        # values, *args): two lists rather than one positional argument per
-        # state, which JAX dispatches faster, and the second can be donated.
+        """Give a new plan its compiled runner."""
+        # The runner takes (*state values, *args): one positional argument per
+        # state, which JAX's C++ dispatch handles faster than lists.
         kw = dict(self._jit_kwargs)
-        n = 2
+        n = plan.n_read
         static = tuple(i + n for i in self.static_argnums)
         donate = tuple(i + n for i in normalize_argnums(self.api, kw.pop("donate_argnums", ())))
-        if self.donate_states and any(plan.rw_mask):
-            donate = (1, *donate)
+        if self.donate_states:
+            donate = (*(i for i, w in enumerate(plan.rw_mask) if w), *donate)
         in_shardings = kw.pop("in_shardings", None)
         if in_shardings is not None:
             if not isinstance(in_shardings, tuple):
@@ -130,13 +159,17 @@ class StatefulFunction:
                 jax.tree.map(lambda x: getattr(x, "sharding", None), s._value)
                 for s in plan.read_states() or []
             ]
-            ro, rw = plan.split(current)
-            kw["in_shardings"] = (ro, rw, *in_shardings)
+            kw["in_shardings"] = (*current, *in_shardings)
         out_shardings = kw.pop("out_shardings", None)
         if out_shardings is not None:
             kw["out_shardings"] = (out_shardings, *([None] * plan.n_write))
+        # A plan may answer a signature of another plan with an empty result
+        # (``None``) only when that call gives nothing away: no donated buffer.
+        plan.can_miss = not donate and not kw.get("donate_argnames") and out_shardings is None
         runner = functools.partial(_runner, self, plan)
         functools.update_wrapper(runner, self.fun, updated=())
+        if self.name is not None:
+            runner.__name__ = runner.__qualname__ = self.name
         # The runner takes (*state values, *args): JAX must not see ``fun``'s own
         # signature through ``__wrapped__``, or it rejects the shifted argnums.
         del runner.__wrapped__
@@ -209,18 +242,22 @@ class StatefulFunction:
             if lifted is not None and self._valid(lifted, lifted.plan.read_states()):
                 return lifted
             dyn_args, dyn_kwargs, _ = self._split(args, kwargs)
-            lifted = trace_lifted(
-                self.api,
-                self.fun,
-                dyn_args,
-                dyn_kwargs,
-                self._rebuilder(args, kwargs),
-                reuse=self._plan,
-            )
+            rebuild = self._rebuilder(args, kwargs)
+            plans = self._plans()
+            lifted = trace_lifted(self.api, self.fun, dyn_args, dyn_kwargs, rebuild, plans)
             if lifted.plan.jitted is None:
                 self._compile_plan(lifted.plan)
+            self._forget_dead()
             self._lifted[key] = lifted
             return lifted
+
+    def _forget_dead(self) -> None:
+        """Drop the signatures and plans whose states were garbage-collected."""
+        dead = [k for k, v in self._lifted.items() if not v.plan.alive()]
+        for k in dead:
+            del self._lifted[k]
+        for plan in [p for p in self._alternates if not p.alive()]:
+            del self._alternates[plan]
 
     # ------------------------------------------------------------ pure calls
     def pure(
@@ -255,24 +292,63 @@ class StatefulFunction:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._call(*args, **kwargs)
 
+    def _install(self, plan: StatePlan) -> None:
+        """Make ``plan`` reachable from the generated hot path."""
+        with self._lock:
+            current = self._plan
+            if current is plan or plan in self._alternates:
+                return
+            if current is None or not current.alive():
+                self._plan = plan
+                set_plan(self._call, plan)
+                self._forget_dead()
+                return
+            self._alternates[plan] = plan_function(plan, self._call_slow, self._check_arguments)
+            while len(self._alternates) > _MAX_ALTERNATES:
+                del self._alternates[next(iter(self._alternates))]
+
+    def _call_other(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The current plan answered that this signature is another plan's: run that one."""
+        for fast in list(self._alternates.values()):
+            res = fast(args, kwargs)
+            if res is not MISS:
+                return res
+        return self._call_slow(args, kwargs)
+
     def _call_slow(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if jax.config.jax_disable_jit:
+            # As jax.jit under jax.disable_jit(): run the Python body op by op,
+            # reading and writing the states eagerly.
+            return self.fun(*args, **kwargs)
+        managed = bool(open_traces()) or not is_eager()
         lifted = self.trace(*args, **kwargs)
+        if not managed:
+            # The states' values are typed by their dtypes from now on (see ``weak``).
+            canonicalize_weak(lifted)
         plan = lifted.plan
         read = plan.read_states()
         written_states = plan.written_states()
         assert read is not None and written_states is not None
-        managed = bool(open_traces()) or not is_eager()
         if not managed:
-            with self._lock:
-                if self._plan is not plan:
-                    self._plan = plan
-                    set_plan(self._call, plan, plan.jitted)
+            self._install(plan)
             values = [s._value for s in read]
-            res = plan.jitted(*plan.split(values), *args, **kwargs)
+            res = plan.jitted(*values, *args, **kwargs)
+            if res is None:
+                # This plan's runner once answered this signature for another
+                # plan; that answer is cached by JAX: compile the plan afresh.
+                with self._lock:
+                    self._compile_plan(plan)
+                    if self._plan is plan:
+                        set_plan(self._call, plan)
+                    elif plan in self._alternates:
+                        self._alternates[plan] = plan_function(
+                            plan, self._call_slow, self._check_arguments
+                        )
+                res = plan.jitted(*values, *args, **kwargs)
             write_raw(written_states, res[1:])
             return res[0]
         values = [s.value for s in read]  # recorded: enclosing traces lift them
-        res = plan.jitted(*plan.split(values), *args, **kwargs)
+        res = plan.jitted(*values, *args, **kwargs)
         before = [s._value for s in written_states]
         try:
             for state, value in zip(written_states, res[1:], strict=True):
@@ -288,8 +364,17 @@ class StatefulFunction:
         lifted = self.trace(*args, **kwargs)
         plan = lifted.plan
         values = [s._value for s in plan.read_states() or []]
-        lowered = plan.jitted.lower(*plan.split(values), *args, **kwargs)
+        lowered = plan.jitted.lower(*values, *args, **kwargs)
         return StatefulLowered(lowered, lifted)
+
+    def compile(self, *args: Any, **kwargs: Any) -> Any:
+        """Lower and compile for these arguments, as ``jax.jit(...).lower(...).compile()``.
+
+        The compiled object takes the read states' values (in
+        ``trace(...).read_states`` order) followed by the arguments, and
+        returns ``(output, *written values)``; nothing runs, no state changes.
+        """
+        return self.lower(*args, **kwargs).compile()
 
     def eval_shape(self, *args: Any, **kwargs: Any) -> Any:
         """Return the output shapes for these arguments; no state changes."""
@@ -321,16 +406,16 @@ class StatefulLowered:
         return getattr(self._lowered, name)
 
 
-def _runner(
-    sf: StatefulFunction,
-    plan: StatePlan,
-    ro_values: list[Any],
-    rw_values: list[Any],
-    *args: Any,
-    **kwargs: Any,
-) -> tuple[Any, ...]:
-    """The function JAX traces per signature: evaluate the matching jaxpr."""
-    values = plan.merge(ro_values, rw_values)
+def _runner(sf: StatefulFunction, plan: StatePlan, *flat: Any, **kwargs: Any) -> Any:
+    """The function JAX traces per signature: evaluate the matching jaxpr.
+
+    ``flat`` is the read states' values (one positional argument each) then
+    the call's positional arguments. Returns ``(output, *written values)``, or
+    ``None`` for a signature that belongs to another plan (see ``fastpath``).
+    """
+    if jax.config.jax_disable_jit:
+        raise Stale  # the slow path runs the Python body eagerly
+    values, args = list(flat[: plan.n_read]), flat[plan.n_read :]
     if plan.read_states() is None or plan.written_states() is None:
         raise Stale
     with sf._lock:
@@ -342,9 +427,11 @@ def _runner(
             # JAX saw a new signature: trace again with the states' current values.
             lifted = sf.trace(*args, **kwargs)
             if lifted.plan is not plan:
+                if plan.can_miss:
+                    return None
                 raise Stale
     out, written = lifted.run_flat(sf.arg_leaves(*args, **kwargs), values)  # type: ignore[union-attr]
-    return (out, *written)
+    return (out, *strong_types(written))
 
 
 def make_jaxpr(
