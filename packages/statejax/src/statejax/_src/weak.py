@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import numpy as np
 
 from stategraph.extend import write_raw
 
@@ -29,9 +30,12 @@ __all__ = ["canonicalize_weak", "strong_types"]
 
 
 def _strong(x: Any) -> Any:
-    if getattr(x, "weak_type", False) and isinstance(x, jax.Array):
+    if not (getattr(x, "weak_type", False) and isinstance(x, jax.Array)):
+        return x
+    if isinstance(x, jax.core.Tracer) or not x.is_fully_addressable:
         return jax.lax.convert_element_type(x, x.dtype)
-    return x
+    # A concrete array: copy it through NumPy, which compiles nothing.
+    return jax.device_put(np.asarray(x), x.sharding)
 
 
 def _has_weak_array(value: Any) -> bool:
