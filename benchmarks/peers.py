@@ -14,8 +14,10 @@ how, and where a system cannot do a job it says so in words):
 - ``N states``: N = 1, 10, 100, 1000 small states (4 floats each) read and written per call,
   jitted (plain JAX passes a list of arrays in and gets it back).
 
-Timing: ``benchmarks/_harness.py`` (interleaved blocks, median per call, one pinned core). Every
-system's first output is checked against plain JAX before it is timed.
+Timing: ``benchmarks/_harness.py`` (interleaved blocks, median per call, one pinned core), in
+two modes: sync (every call's output blocked on) and async (one block per block of calls, as a
+training loop runs). Every system's first output is checked against plain JAX before it is
+timed.
 
     python benchmarks/peers.py [--quick]     # normally through `nox -s bench-peers`
 
@@ -52,7 +54,11 @@ NS = (1, 10, 100, 1000)
 LR = 1e-2
 MOMENTUM = 0.9
 
-br = jax.block_until_ready
+br = jax.block_until_ready  # sync mode; async mode swaps in `_no_block` (see `main`)
+
+
+def _no_block(x: Any) -> Any:
+    return x
 
 
 @dataclass
@@ -822,6 +828,25 @@ def main() -> int:
             flush=True,
         )
 
+    # Async mode: no block per call (every case calls the module-level `br`), one per block.
+    global br
+    times_async: dict[str, dict[str, float]] = {}
+    br = _no_block
+    try:
+        for job in jobs:
+            runnable = {
+                s: all_cases[s][job].call for s in SYSTEMS if all_cases[s][job].call is not None
+            }
+            nb = big_blocks if job == "1000 states" else blocks
+            times_async[job] = interleaved(runnable, blocks=nb, target_s=target_s, sync=False)
+            print(
+                f"  timed {job} async: "
+                + ", ".join(f"{s} {us(t)} us" for s, t in times_async[job].items()),
+                flush=True,
+            )
+    finally:
+        br = jax.block_until_ready
+
     rows = []
     for job in jobs:
         base = times[job][BASE]
@@ -854,6 +879,7 @@ def main() -> int:
         "blocks": blocks,
         "blocks_1000_states": big_blocks,
         "target_s_per_block": target_s,
+        "times_async": times_async,
     }
     payload = {
         **info,
@@ -867,6 +893,12 @@ def main() -> int:
                     "ratio_to_jax": None
                     if s not in times[job]
                     else times[job][s] / times[job][BASE],
+                    "async_us_per_call": None
+                    if s not in times_async.get(job, {})
+                    else times_async[job][s] * 1e6,
+                    "async_ratio_to_jax": None
+                    if s not in times_async.get(job, {})
+                    else times_async[job][s] / times_async[job][BASE],
                     "first_call_s": first_call_s[job].get(s),
                     "check": checks[job].get(s),
                     "cannot": all_cases[s][job].cannot,
@@ -965,6 +997,8 @@ def write_markdown(
         "[`_harness.py`](_harness.py). Before timing, every system's first output was "
         "checked against plain JAX (see Checks).",
         "",
+        "**Sync mode** (`block_until_ready` on every call's output):",
+        "",
         "| job | " + " | ".join(SYSTEMS) + " |",
         "| --- | " + " | ".join("---:" for _ in SYSTEMS) + " |",
     ]
@@ -978,6 +1012,28 @@ def write_markdown(
             else:
                 cells.append(f"{t / base:.2f}x ({us(t)} us)")
         lines.append(f"| {title(job)} | " + " | ".join(cells) + " |")
+    t_async = info.get("times_async") or {}
+    if t_async:
+        lines += [
+            "",
+            "**Async mode** (the same calls back to back, one `block_until_ready` per block, "
+            "as a training loop or a simulation runs; the Python cost of each call shows in "
+            "full):",
+            "",
+            "| job | " + " | ".join(SYSTEMS) + " |",
+            "| --- | " + " | ".join("---:" for _ in SYSTEMS) + " |",
+        ]
+        for job in jobs:
+            base = t_async[job][BASE]
+            cells = []
+            for s in SYSTEMS:
+                t = t_async[job].get(s)
+                cells.append(
+                    all_cases[s][job].cannot or "cannot do this job"
+                    if t is None
+                    else f"{t / base:.2f}x ({us(t)} us)"
+                )
+            lines.append(f"| {title(job)} | " + " | ".join(cells) + " |")
     slope = {}
     for s in SYSTEMS:
         a, b = times["1 states"].get(s), times["1000 states"].get(s)
