@@ -19,7 +19,7 @@ two modes: sync (every call's output blocked on) and async (one block per block 
 training loop runs). Every system's first output is checked against plain JAX before it is
 timed.
 
-    python benchmarks/peers.py [--quick]     # normally through `nox -s bench-peers`
+    python benchmarks/peers.py [--quick] [--blocks=N]   # normally through `nox -s bench-peers`
 
 Writes ``benchmarks/RESULTS.md``, ``benchmarks/results/peers.json`` and
 ``benchmarks/results/peers_states.png`` (``--quick``: fewer, shorter blocks, and the three files
@@ -888,6 +888,11 @@ def main() -> int:
     target_s = 0.01 if quick else 0.05
     # N = 1000: some systems take tens of milliseconds per call, so a block holds few calls
     big_blocks = 2 if quick else 41
+    # --blocks=N: a full run (committed files) with N blocks per job (for a busy machine)
+    for arg in sys.argv[1:]:
+        if arg.startswith("--blocks="):
+            blocks = int(arg.split("=", 1)[1])
+            big_blocks = max(2, blocks * 4 // 3)
 
     print(
         f"peers.py ({'quick' if quick else 'full'} mode), pinned to core {core}, "

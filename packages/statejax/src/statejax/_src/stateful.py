@@ -21,7 +21,7 @@ from .fastpath import (
     set_plan,
     simple_parameters,
 )
-from .jax_compat import is_eager
+from .jax_compat import bind_closed_jaxpr, is_eager
 from .plan import Lifted, StatePlan, trace_lifted
 from .signature import (
     abstract_key,
@@ -430,8 +430,24 @@ def _runner(sf: StatefulFunction, plan: StatePlan, *flat: Any, **kwargs: Any) ->
                 if plan.can_miss:
                     return None
                 raise Stale
-    out, written = lifted.run_flat(sf.arg_leaves(*args, **kwargs), values)  # type: ignore[union-attr]
+    stage = functools.partial(_stage, name=sf.name or getattr(sf.fun, "__name__", "fun"))
+    out, written = lifted.run_flat(  # type: ignore[union-attr]
+        sf.arg_leaves(*args, **kwargs), values, stage
+    )
     return (out, *strong_types(written))
+
+
+def _stage(closed: Any, leaves: list[Any], name: str) -> list[Any]:
+    # Stage the traced jaxpr as one equation, unless its input avals differ
+    # from the call's (the first call's weak state values were made strong
+    # after tracing) or it closes over tracers of an enclosing trace: then
+    # evaluate it equation by equation.
+    if not any(isinstance(c, jax.core.Tracer) for c in closed.consts) and all(
+        getattr(jax.typeof(x), "weak_type", False) == a.weak_type
+        for x, a in zip(leaves, closed.in_avals, strict=True)
+    ):
+        return bind_closed_jaxpr(closed, leaves, name)
+    return jax.core.eval_jaxpr(closed.jaxpr, closed.consts, *leaves)
 
 
 def make_jaxpr(
