@@ -621,7 +621,7 @@ def bench(session: nox.Session) -> None:
     scripts = sorted((ROOT / "benchmarks").glob("bench_*.py"))
     if not scripts:
         session.skip("no benchmarks/bench_*.py yet: bench skipped")
-    install_all_layers(session, "matplotlib")
+    install_all_layers(session, "matplotlib", "optax")  # optax: the train-step case
     for script in scripts:
         session.run("python", str(script), *session.posargs, env={"MPLBACKEND": "Agg"})
 

@@ -14,10 +14,12 @@ how, and where a system cannot do a job it says so in words):
 - ``N states``: N = 1, 10, 100, 1000 small states (4 floats each) read and written per call,
   jitted (plain JAX passes a list of arrays in and gets it back).
 
-Timing: ``benchmarks/_harness.py`` (interleaved blocks, median per call, one pinned core). Every
-system's first output is checked against plain JAX before it is timed.
+Timing: ``benchmarks/_harness.py`` (interleaved blocks, median per call, one pinned core), in
+two modes: sync (every call's output blocked on) and async (one block per block of calls, as a
+training loop runs). Every system's first output is checked against plain JAX before it is
+timed.
 
-    python benchmarks/peers.py [--quick]     # normally through `nox -s bench-peers`
+    python benchmarks/peers.py [--quick] [--blocks=N]   # normally through `nox -s bench-peers`
 
 Writes ``benchmarks/RESULTS.md``, ``benchmarks/results/peers.json`` and
 ``benchmarks/results/peers_states.png`` (``--quick``: fewer, shorter blocks, and the three files
@@ -46,13 +48,25 @@ from _harness import RESULTS, interleaved, pin_one_core, print_table
 
 HERE = Path(__file__).resolve().parent
 QUICK_DIR = Path(tempfile.gettempdir()) / "peers_quick"
-SYSTEMS = ["plain JAX", "this stack", "brainstate", "Flax NNX", "Equinox"]
+SYSTEMS = [
+    "plain JAX",
+    "this stack",
+    "brainstate",
+    "Flax NNX",
+    "NNX graph=False",
+    "NNX cached_partial",
+    "Equinox",
+]
 BASE = SYSTEMS[0]
 NS = (1, 10, 100, 1000)
 LR = 1e-2
 MOMENTUM = 0.9
 
-br = jax.block_until_ready
+br = jax.block_until_ready  # sync mode; async mode swaps in `_no_block` (see `main`)
+
+
+def _no_block(x: Any) -> Any:
+    return x
 
 
 @dataclass
@@ -537,6 +551,109 @@ def nnx_cases(n_states: tuple[int, ...]) -> dict[str, Case]:
     return cases
 
 
+def nnx_fast_cases(n_states: tuple[int, ...], mode: str) -> dict[str, Case]:
+    """Flax NNX's faster modes: ``nnx.jit(..., graph=False)`` or ``nnx.cached_partial``."""
+    import optax
+    from flax import nnx
+
+    p0, x, y = mlp_data()
+    cases: dict[str, Case] = {}
+    cached = mode == "cached_partial"
+
+    def jit(f):
+        return nnx.jit(f) if cached else nnx.jit(f, graph=False)
+
+    def bind(f, *objs):
+        """``f`` with its module arguments bound (cached_partial) or passed each call."""
+        if cached:
+            g = nnx.cached_partial(f, *objs)
+            return lambda *a: g(*a)
+        return lambda *a: f(*objs, *a)
+
+    label = "`nnx.jit(f, graph=False)`" if not cached else "`nnx.cached_partial(nnx.jit(f), ...)`"
+
+    class MLP(nnx.Module):
+        def __init__(self):
+            self.W1 = nnx.Param(p0["W1"])
+            self.b1 = nnx.Param(p0["b1"])
+            self.W2 = nnx.Param(p0["W2"])
+            self.b2 = nnx.Param(p0["b2"])
+
+        def __call__(self, x):
+            h = jnp.tanh(x @ self.W1[...] + self.b1[...])
+            return h @ self.W2[...] + self.b2[...]
+
+    def loss_fn(model, x, y):
+        return jnp.mean((model(x) - y) ** 2)
+
+    model = MLP()
+    g = bind(jit(nnx.grad(loss_fn)), model)
+    cases["grad"] = Case(
+        f"{label} of `nnx.grad(loss_fn)`", lambda: br(g(x, y)), lambda: in_order(g(x, y))
+    )
+
+    smodel = MLP()
+    optimizer = nnx.Optimizer(smodel, optax.sgd(LR, momentum=MOMENTUM), wrt=nnx.Param)
+
+    def train(model, optimizer, x, y):
+        grads = nnx.grad(loss_fn)(model, x, y)
+        optimizer.update(model, grads)
+
+    t = bind(jit(train), smodel, optimizer)
+
+    def sgd_call():
+        t(x, y)
+        return br(smodel.W1[...])
+
+    cases["sgd"] = Case(
+        f"{label} of the train step (`nnx.Optimizer`, optax)", sgd_call, lambda: in_order(smodel)
+    )
+    same = "the same as Flax NNX's graph mode (this mode is a jit option)"
+    cases["jacfwd"] = Case(label, cannot=same)
+    cases["eager grad"] = Case(label, cannot="no jit: " + same)
+
+    class Hidden(nnx.Variable):
+        pass
+
+    w0, h0, xr = rnn_data()
+
+    class RNN(nnx.Module):
+        def __init__(self):
+            self.W = nnx.Param(w0)
+            self.h = Hidden(h0)
+
+        def __call__(self, x):
+            self.h[...] = jnp.tanh(self.W[...] @ self.h[...] + x)
+            return self.h[...].sum()
+
+    rnn = RNN()
+    step = bind(jit(lambda rnn, x: rnn(x)), rnn)
+    cases["recurrent"] = Case(
+        f"{label} of `step(rnn, x)`", lambda: br(step(xr)), lambda: [rnn.h[...]]
+    )
+
+    class Bank(nnx.Module):
+        def __init__(self, n):
+            self.s = nnx.List([Hidden(state_init(i)) for i in range(n)])
+
+    def bank_step(bank, a):
+        total = 0.0
+        for v in bank.s:
+            v[...] = v[...] * a + 1.0
+            total = total + v[...][0]
+        return total
+
+    for n in n_states:
+        bank = Bank(n)
+        call = bind(jit(bank_step), bank)
+        cases[f"{n} states"] = Case(
+            f"{label} of `step(bank, a)`, an `nnx.List` of Variables",
+            (lambda c=call: br(c(A))),
+            (lambda b=bank: [v[...] for v in b.s]),
+        )
+    return cases
+
+
 # ----------------------------------------------------------------------------- Equinox
 
 
@@ -677,6 +794,8 @@ BUILDERS = {
     "this stack": ours_cases,
     "brainstate": brainstate_cases,
     "Flax NNX": nnx_cases,
+    "NNX graph=False": lambda ns: nnx_fast_cases(ns, "graph=False"),
+    "NNX cached_partial": lambda ns: nnx_fast_cases(ns, "cached_partial"),
     "Equinox": eqx_cases,
 }
 
@@ -769,6 +888,11 @@ def main() -> int:
     target_s = 0.01 if quick else 0.05
     # N = 1000: some systems take tens of milliseconds per call, so a block holds few calls
     big_blocks = 2 if quick else 41
+    # --blocks=N: a full run (committed files) with N blocks per job (for a busy machine)
+    for arg in sys.argv[1:]:
+        if arg.startswith("--blocks="):
+            blocks = int(arg.split("=", 1)[1])
+            big_blocks = max(2, blocks * 4 // 3)
 
     print(
         f"peers.py ({'quick' if quick else 'full'} mode), pinned to core {core}, "
@@ -822,6 +946,25 @@ def main() -> int:
             flush=True,
         )
 
+    # Async mode: no block per call (every case calls the module-level `br`), one per block.
+    global br
+    times_async: dict[str, dict[str, float]] = {}
+    br = _no_block
+    try:
+        for job in jobs:
+            runnable = {
+                s: all_cases[s][job].call for s in SYSTEMS if all_cases[s][job].call is not None
+            }
+            nb = big_blocks if job == "1000 states" else blocks
+            times_async[job] = interleaved(runnable, blocks=nb, target_s=target_s, sync=False)
+            print(
+                f"  timed {job} async: "
+                + ", ".join(f"{s} {us(t)} us" for s, t in times_async[job].items()),
+                flush=True,
+            )
+    finally:
+        br = jax.block_until_ready
+
     rows = []
     for job in jobs:
         base = times[job][BASE]
@@ -854,6 +997,7 @@ def main() -> int:
         "blocks": blocks,
         "blocks_1000_states": big_blocks,
         "target_s_per_block": target_s,
+        "times_async": times_async,
     }
     payload = {
         **info,
@@ -867,6 +1011,12 @@ def main() -> int:
                     "ratio_to_jax": None
                     if s not in times[job]
                     else times[job][s] / times[job][BASE],
+                    "async_us_per_call": None
+                    if s not in times_async.get(job, {})
+                    else times_async[job][s] * 1e6,
+                    "async_ratio_to_jax": None
+                    if s not in times_async.get(job, {})
+                    else times_async[job][s] / times_async[job][BASE],
                     "first_call_s": first_call_s[job].get(s),
                     "check": checks[job].get(s),
                     "cannot": all_cases[s][job].cannot,
@@ -898,7 +1048,7 @@ def plot_states(times: dict, path: Path, info: dict) -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
-    markers = ["o", "s", "^", "D", "v"]
+    markers = ["o", "s", "^", "D", "<", ">", "v"]
     for s, m in zip(SYSTEMS, markers, strict=True):
         ys = [times[f"{n} states"].get(s) for n in NS]
         pts = [(n, y * 1e6) for n, y in zip(NS, ys, strict=True) if y is not None]
@@ -965,6 +1115,8 @@ def write_markdown(
         "[`_harness.py`](_harness.py). Before timing, every system's first output was "
         "checked against plain JAX (see Checks).",
         "",
+        "**Sync mode** (`block_until_ready` on every call's output):",
+        "",
         "| job | " + " | ".join(SYSTEMS) + " |",
         "| --- | " + " | ".join("---:" for _ in SYSTEMS) + " |",
     ]
@@ -978,6 +1130,28 @@ def write_markdown(
             else:
                 cells.append(f"{t / base:.2f}x ({us(t)} us)")
         lines.append(f"| {title(job)} | " + " | ".join(cells) + " |")
+    t_async = info.get("times_async") or {}
+    if t_async:
+        lines += [
+            "",
+            "**Async mode** (the same calls back to back, one `block_until_ready` per block, "
+            "as a training loop or a simulation runs; the Python cost of each call shows in "
+            "full):",
+            "",
+            "| job | " + " | ".join(SYSTEMS) + " |",
+            "| --- | " + " | ".join("---:" for _ in SYSTEMS) + " |",
+        ]
+        for job in jobs:
+            base = t_async[job][BASE]
+            cells = []
+            for s in SYSTEMS:
+                t = t_async[job].get(s)
+                cells.append(
+                    all_cases[s][job].cannot or "cannot do this job"
+                    if t is None
+                    else f"{t / base:.2f}x ({us(t)} us)"
+                )
+            lines.append(f"| {title(job)} | " + " | ".join(cells) + " |")
     slope = {}
     for s in SYSTEMS:
         a, b = times["1 states"].get(s), times["1000 states"].get(s)
@@ -1003,10 +1177,11 @@ def write_markdown(
         "- This stack's eager `sd.grad` runs the pure function it traced and compiled on its "
         "first call, so it is compared against plain JAX's op-by-op `jax.grad`; the peers' "
         "eager transforms run op by op too.",
-        "- Flax NNX runs in its default graph mode (`nnx_graph_mode=True`). Flax 0.12 also "
-        "offers a tree mode (`graph=False`) and `nnx.cached_partial` to cut the per-call "
-        "Python cost; neither is measured here. NNX has no Jacobian transform over module "
-        "state, so its jacfwd row uses the split/merge workaround named below.",
+        "- Flax NNX runs in its default graph mode (`nnx_graph_mode=True`) in the `Flax NNX` "
+        "column; its faster modes have their own columns: `nnx.jit(..., graph=False)` (tree "
+        "mode) and `nnx.cached_partial` (the module's graph flattened once). NNX has no "
+        "Jacobian transform over module state, so its jacfwd row uses the split/merge "
+        "workaround named below.",
         "- Equinox modules are immutable: states live in an `eqx.nn.State` that each call "
         "takes and returns.",
         f"- brainstate {v['brainstate']} is the version the resolver picked next to jax "

@@ -210,9 +210,20 @@ def test_extra_jit_keyword_arguments_are_passed_to_jax_jit():
     assert "tensor<3xf32>" not in pruned
 
 
-def test_donate_argnames_is_refused():
-    with pytest.raises(ValueError, match="donate_argnames"):
-        sj.jit(lambda x: x, donate_argnames="x")
+def test_donate_argnames_donates_by_name_or_position():
+    # brainstate 0.5.4 / jax.jit meaning: the named parameter is donated
+    # however it is passed (issue 9 replaced the former refusal).
+    h = sg.ShortTermState(jnp.zeros(3), name="h")
+
+    def step(x, y):
+        h.value = h.value + y
+        return x + y
+
+    for call in (lambda f, x, y: f(x, y), lambda f, x, y: f(x, y=y)):
+        f = sj.jit(step, donate_argnames="x")
+        x, y = jnp.ones(3), jnp.full(3, 2.0)
+        assert_tree_equal(call(f, x, y), jnp.full(3, 3.0))
+        assert x.is_deleted() and not y.is_deleted()
 
 
 # ---------------------------------------------------------------------- methods

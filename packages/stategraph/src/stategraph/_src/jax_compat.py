@@ -10,9 +10,10 @@ from typing import Any
 
 from jax._src import core as _core
 from jax._src import source_info_util as _source_info
+from jax._src.array import ArrayImpl
 from jax._src.interpreters import partial_eval as _pe
 
-__all__ = ["current_jax_trace", "is_staging_trace", "new_jaxpr_input"]
+__all__ = ["ArrayImpl", "current_jax_trace", "is_staging_trace", "new_jaxpr_input"]
 
 
 def current_jax_trace() -> Any:

@@ -7,6 +7,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from .jax_compat import ArrayImpl
+
 __all__ = [
     "FAST_TYPES",
     "describe",
@@ -18,9 +20,10 @@ __all__ = [
 _Tracer = jax.core.Tracer
 
 # Types that are certainly single, concrete leaves: writes of these skip the
-# tracer scan on the fast path.
+# tracer scan on the fast path. ``ArrayImpl`` is named, not found by making an
+# array: importing a layer must not start a backend.
 FAST_TYPES: frozenset[type] = frozenset(
-    {type(jax.numpy.zeros(())), np.ndarray, float, int, bool, complex}
+    {ArrayImpl, np.ndarray, float, int, bool, complex}
     | {type(np.dtype(d).type(0)) for d in ("float16", "float32", "float64", "int32", "int64")}
 )
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from jax._src import core as _core
+from jax._src import pjit as _pjit
+from jax._src import sharding_impls as _sharding_impls
 from jax._src.interpreters import batching as _batching
 
 __all__ = [
@@ -16,6 +18,7 @@ __all__ = [
     "TRACE_STATE",
     "BatchTrace",
     "BatchTracer",
+    "bind_closed_jaxpr",
     "current_trace",
     "error_flag",
     "extend_axis_env_nd",
@@ -70,3 +73,29 @@ def error_flag(error: Any) -> Any:
     if not preds:
         return jnp.zeros((), bool)
     return jnp.any(jnp.stack([jnp.any(p) for p in preds]))
+
+
+def bind_closed_jaxpr(closed: Any, args: Any, name: str) -> list[Any]:
+    """Stage ``closed`` into the current trace as one nested-jit equation.
+
+    What ``jax.jit`` would stage for a function already traced to ``closed``,
+    without evaluating its equations again (one equation instead of one per
+    primitive): the compiled stateful call's runner uses it so that the user's
+    function is traced once per signature, not twice. XLA inlines the call.
+    """
+    n_in, n_out = len(closed.in_avals), len(closed.out_avals)
+    unspecified = _sharding_impls.UNSPECIFIED
+    return _pjit.jit_p.bind(
+        *args,
+        jaxpr=closed,
+        in_shardings=(unspecified,) * n_in,
+        out_shardings=(unspecified,) * n_out,
+        in_layouts=(None,) * n_in,
+        out_layouts=(None,) * n_out,
+        donated_invars=(False,) * n_in,
+        ctx_mesh=_pjit.get_ctx_mesh(False),
+        name=name,
+        keep_unused=False,
+        inline=False,
+        compiler_options_kvs=(),
+    )

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from .caches import add_child
 from .input_checks import normalize_donate_argnums
-from .signature import normalize_argnums
+from .signature import normalize_argnums, resolve_static
 from .stateful import StatefulFunction
 
 __all__ = ["JittedFunction", "as_function", "jit"]
 
 _METHODS = (
     "clear_cache",
+    "compile",
     "eval_shape",
     "jaxpr",
     "lower",
@@ -28,15 +30,34 @@ _METHODS = (
 
 
 class JittedFunction:
-    """What :func:`jit` returns: a callable with ``fun``'s signature and its tools.
+    """What :func:`jit` returns for a method defined in a class body.
 
-    Calling it runs a generated one-frame hot path (see ``fastpath``). It
-    carries the methods of its :class:`~statejax.StatefulFunction`
-    (``trace``, ``lower``, ``eval_shape``, ``pure``, ``jaxpr``,
-    ``read_states``, ``written_states``, ``out_shapes``, ``clear_cache``) and
-    the object itself as ``stateful``. Used as a method decorator, it binds
-    the instance (``self`` is not an argument of the compiled function; each
-    instance gets its own compiled function, and the instance is held weakly).
+    For a plain function, :func:`jit` returns the generated hot path itself
+    (a Python function, called through the interpreter's fastest call
+    protocol) carrying the same attributes. This class adds the descriptor
+    that binds the instance: ``self`` is not an argument of the compiled
+    function; each instance gets its own compiled function (a plain one),
+    and the instance is held weakly. Either way the object carries the
+    methods of its :class:`~statejax.StatefulFunction` (``trace``, ``lower``,
+    ``compile``, ``eval_shape``, ``pure``, ``jaxpr``, ``read_states``,
+    ``written_states``, ``out_shapes``, ``clear_cache``), the object itself as
+    ``stateful`` and ``stateful_fun``, and the user's function as
+    ``origin_fun``.
+
+    Example:
+        >>> import jax.numpy as jnp, stategraph as sg, statejax as sj
+        >>> class Counter:
+        ...     def __init__(self):
+        ...         self.n = sg.ShortTermState(jnp.zeros(()), name="n")
+        ...     @sj.jit
+        ...     def step(self, x):
+        ...         self.n.value = self.n.value + x
+        ...         return self.n.value
+        >>> isinstance(Counter.step, sj.JittedFunction)
+        True
+        >>> c = Counter()
+        >>> float(c.step(2.0)), float(c.step(2.0))
+        (2.0, 4.0)
     """
 
     stateful: StatefulFunction
@@ -63,6 +84,13 @@ class JittedFunction:
 
         functools.update_wrapper(method, fun)
         del method.__wrapped__
+        try:  # the bound function's signature: ``fun``'s without ``self``
+            sig = inspect.signature(fun)
+            method.__signature__ = sig.replace(  # type: ignore[attr-defined]
+                parameters=list(sig.parameters.values())[1:]
+            )
+        except (TypeError, ValueError):
+            pass
         bound = rebind(method)
         add_child(self.stateful, bound.stateful)  # clear_cache of the class's jit reaches it
         self._bound[key] = (ref, bound)
@@ -72,10 +100,33 @@ class JittedFunction:
         return f"<statejax.jit of {getattr(self.stateful.fun, '__qualname__', self.stateful.fun)}>"
 
 
+def _is_class_body_method(fun: Callable[..., Any]) -> bool:
+    """Whether ``fun`` was defined in a class body (``Cls.name`` or ``self`` first)."""
+    if inspect.ismethod(fun) or not inspect.isfunction(fun):
+        return False
+    parts = fun.__qualname__.split(".")
+    if len(parts) >= 2 and parts[-2] != "<locals>":
+        return True
+    names = fun.__code__.co_varnames[: fun.__code__.co_argcount]
+    return bool(names) and names[0] == "self"
+
+
+def _attach(obj: Any, sf: StatefulFunction) -> None:
+    for name in _METHODS:
+        setattr(obj, name, getattr(sf, name))
+    obj.stateful = sf
+    obj.stateful_fun = sf
+    obj.origin_fun = sf.fun
+
+
 def as_function(
     sf: StatefulFunction, rebind: Callable[[Callable[..., Any]], Any] | None = None
 ) -> Any:
-    """Return a :class:`JittedFunction` whose call is ``sf``'s generated hot path.
+    """Return ``sf``'s generated hot path, carrying ``sf``'s methods.
+
+    A plain function (the hot path itself), unless ``rebind`` is given and
+    ``sf.fun`` was defined in a class body: then a :class:`JittedFunction`
+    whose descriptor binds the instance.
 
     Args:
         sf: The stateful function.
@@ -83,6 +134,10 @@ def as_function(
             (``rebind(bound_function)``); ``None`` passes ``self`` as argument 0.
     """
     call = sf._call
+    if rebind is None or not _is_class_body_method(sf.fun):
+        functools.update_wrapper(call, sf.fun)
+        _attach(call, sf)
+        return call
     cls = type(
         getattr(sf.fun, "__name__", "jitted"),
         (JittedFunction,),
@@ -90,9 +145,7 @@ def as_function(
     )
     obj = cls()
     functools.update_wrapper(obj, sf.fun, updated=())  # type: ignore[arg-type]
-    for name in _METHODS:
-        setattr(obj, name, getattr(sf, name))
-    obj.stateful = sf
+    _attach(obj, sf)
     obj._rebind = rebind
     obj._bound = {}  # type: ignore[attr-defined]
     return obj
@@ -104,9 +157,11 @@ def jit(
     static_argnums: int | Sequence[int] = (),
     static_argnames: str | Sequence[str] = (),
     donate_argnums: int | Sequence[int] = (),
+    donate_argnames: str | Sequence[str] | None = None,
     donate_states: bool = False,
     in_shardings: Any = None,
     out_shardings: Any = None,
+    name: str | None = None,
     **jit_kwargs: Any,
 ) -> JittedFunction | Callable[[Callable[..., Any]], JittedFunction]:
     """Stateful counterpart of ``jax.jit``.
@@ -122,6 +177,10 @@ def jit(
         static_argnums: Positions of static (hashable) arguments.
         static_argnames: Names of static keyword arguments.
         donate_argnums: Positions of arguments whose buffers may be donated.
+        donate_argnames: Names of arguments whose buffers may be donated. As in
+            ``jax.jit`` (and ``brainstate.transform.jit``), a parameter named
+            here or numbered in ``donate_argnums`` is donated whether it is
+            passed by position or by name.
         donate_states: Donate the buffers of the states the function writes
             (they are replaced by the new values anyway). Read-only states are
             never donated. If a call fails at run time after its buffers were
@@ -137,6 +196,8 @@ def jit(
             none: each keeps the sharding of its value (an ordinary one-device
             array is placed by the compiler).
         out_shardings: Shardings of the output (as ``jax.jit``).
+        name: Name of the compiled program (``jit_<name>`` in JAX's
+            lowering, profiles and logs); by default the function's name.
         **jit_kwargs: Passed to ``jax.jit`` (``keep_unused``, ``device``,
             ``backend``, ``inline``, ``compiler_options``, ...).
 
@@ -145,8 +206,12 @@ def jit(
         carrying the methods of its :class:`~statejax.StatefulFunction`
         (``.trace``, ``.lower``, ``.eval_shape``, ``.pure``, ``.jaxpr``,
         ``.read_states``, ``.written_states``, ``.out_shapes``,
-        ``.clear_cache``) and the object itself as ``.stateful``.
-        ``.lower(...)`` and ``.eval_shape(...)`` describe the user's output only.
+        ``.clear_cache``, ``.compile``), the object itself as ``.stateful``
+        and ``.stateful_fun``, and ``fun`` as ``.origin_fun``.
+        ``.lower(...)`` and ``.eval_shape(...)`` describe the user's output only;
+        ``.compile(...)`` is ``.lower(...).compile()``. Under
+        ``jax.disable_jit()`` a call runs ``fun`` op by op, reading and
+        writing the states eagerly, as ``jax.jit`` does.
 
     Example:
         >>> import jax.numpy as jnp, stategraph as sg, statejax as sj
@@ -158,16 +223,26 @@ def jit(
         >>> float(step(jnp.ones(2))), float(step(jnp.ones(2)))
         (2.0, 3.0)
     """
-    if jit_kwargs.get("donate_argnames"):
-        raise ValueError(
-            "statejax.jit: donate_argnames is not supported; use donate_argnums "
-            f"(got donate_argnames={jit_kwargs['donate_argnames']!r})."
-        )
+    if isinstance(donate_argnames, str):
+        donate_argnames = (donate_argnames,)
+    donate_names = tuple(donate_argnames or ())
+    for n in donate_names:
+        if not isinstance(n, str):
+            raise TypeError(
+                "statejax.jit: donate_argnames must be a string or a sequence of strings, "
+                f"got {donate_argnames!r}."
+            )
 
     def wrap(f: Callable[..., Any]) -> Any:
         kw = dict(jit_kwargs)
+        donated = ()
         if donate_argnums not in ((), None):
-            kw["donate_argnums"] = normalize_donate_argnums("statejax.jit", f, donate_argnums)
+            donated = normalize_donate_argnums("statejax.jit", f, donate_argnums)
+        nums, names = resolve_static(f, donated, donate_names)
+        if nums:
+            kw["donate_argnums"] = nums
+        if names:
+            kw["donate_argnames"] = names
         if in_shardings is not None:
             kw["in_shardings"] = in_shardings
         if out_shardings is not None:
@@ -178,6 +253,7 @@ def jit(
             static_argnames,
             jit_kwargs=kw,
             donate_states=donate_states,
+            name=name,
             api="statejax.jit",
         )
         statics = normalize_argnums("statejax.jit", static_argnums)
@@ -205,6 +281,7 @@ def jit(
             static_argnames,
             jit_kwargs=kw,
             donate_states=donate_states,
+            name=name,
             api="statejax.jit",
         )
         return as_function(sf)

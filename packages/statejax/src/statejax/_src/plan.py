@@ -32,6 +32,7 @@ class StatePlan:
         "n_read",
         "n_write",
         "jitted",
+        "can_miss",
     )
 
     def __init__(self, read: Sequence[State], written: Sequence[State]) -> None:
@@ -42,6 +43,7 @@ class StatePlan:
         self.n_read = len(read)
         self.n_write = len(written)
         self.jitted: Any = None
+        self.can_miss = False
 
     def split(self, values: Sequence[Any]) -> tuple[list[Any], list[Any]]:
         """Split per-read-state values into (read-only ones, read-and-written ones)."""
@@ -131,13 +133,27 @@ class Lifted:
         """The states written (outputs of the jaxpr), in first-write order."""
         return self.plan.written_states() or []
 
-    def run_flat(self, arg_leaves: Sequence[Any], state_values: Sequence[Any]) -> tuple[Any, tuple]:
-        """Evaluate the jaxpr on argument leaves and state values (pure)."""
+    def run_flat(
+        self,
+        arg_leaves: Sequence[Any],
+        state_values: Sequence[Any],
+        stage: Callable[[Any, list[Any]], list[Any]] | None = None,
+    ) -> tuple[Any, tuple]:
+        """Evaluate the jaxpr on argument leaves and state values (pure).
+
+        ``stage(closed_jaxpr, leaves)``, if given, replaces the evaluation
+        (the compiled call stages the jaxpr as one equation).
+        """
         state_leaves: list[Any] = []
         for tree, value in zip(self.state_trees, state_values, strict=True):
             leaves = tree.flatten_up_to(value)
             state_leaves.extend(leaves)
-        outs = jax.core.eval_jaxpr(self.jaxpr.jaxpr, self.jaxpr.consts, *arg_leaves, *state_leaves)
+        if stage is not None:
+            outs = stage(self.jaxpr, [*arg_leaves, *state_leaves])
+        else:
+            outs = jax.core.eval_jaxpr(
+                self.jaxpr.jaxpr, self.jaxpr.consts, *arg_leaves, *state_leaves
+            )
         out = jax.tree.unflatten(self.out_tree, outs[: self.n_out])
         written = []
         pos = self.n_out
@@ -154,7 +170,7 @@ def trace_lifted(
     dyn_args: tuple[Any, ...],
     dyn_kwargs: dict[str, Any],
     rebuild: Callable[[tuple[Any, ...], dict[str, Any]], tuple[tuple[Any, ...], dict[str, Any]]],
-    reuse: StatePlan | None = None,
+    reuse: Sequence[StatePlan] = (),
 ) -> Lifted:
     """Trace ``fun`` once, lifting the states it reads into jaxpr inputs.
 
@@ -166,7 +182,7 @@ def trace_lifted(
         dyn_kwargs: The dynamic keyword arguments.
         rebuild: Maps dynamic (args, kwargs) back to the full call arguments
             (puts the static ones back).
-        reuse: A plan to reuse when the trace touches exactly its states.
+        reuse: Plans to reuse: the first one for exactly the states the trace touches.
     """
     leaves, arg_tree = jax.tree.flatten((dyn_args, dyn_kwargs))
     box: dict[str, Any] = {}
@@ -199,11 +215,11 @@ def trace_lifted(
         )
         return [*out_leaves, *written_leaves]
 
-    closed = jax.make_jaxpr(traced)(*leaves)
+    closed = _name_state_inputs(jax.make_jaxpr(traced)(*leaves))
     trace: LiftTrace = box["trace"]
     read = trace.input_states
     written = list(trace.written_states)
-    plan = reuse if reuse is not None and reuse.same_states(read, written) else None
+    plan = next((p for p in reuse if p.same_states(read, written)), None)
     if plan is None:
         plan = StatePlan(read, written)
     state_avals = tuple(closed.in_avals[len(leaves) :])
@@ -216,3 +232,20 @@ def trace_lifted(
         box["out_tree"],
         tuple(aval_key(a) for a in state_avals),
     )
+
+
+def _name_state_inputs(closed: Any) -> Any:
+    """Give the lifted state inputs names in the jaxpr's debug info (one per input).
+
+    The trace appended them after the arguments; JAX's own passes (dead-code
+    elimination of a staged call) expect one name per input.
+    """
+    jaxpr = closed.jaxpr
+    dbg = jaxpr.debug_info
+    names = getattr(dbg, "arg_names", None)
+    if names is None or len(names) == len(jaxpr.invars):
+        return closed
+    names = tuple(names) + tuple(
+        f"state_leaf[{i}]" for i in range(len(jaxpr.invars) - len(names))
+    )
+    return type(closed)(jaxpr.replace(debug_info=dbg._replace(arg_names=names)), closed.consts)

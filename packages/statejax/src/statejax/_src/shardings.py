@@ -75,16 +75,14 @@ def _replicate_committed(states: list[State], mesh: Any) -> None:
 def runner_in_shardings(
     in_shardings: Any,
     states: list[State],
-    split: Any,
     n_dynamic_args: int,
 ) -> tuple[Any, ...]:
-    """Return the ``in_shardings`` of the runner ``(ro_values, rw_values, *args)``.
+    """Return the ``in_shardings`` of the runner ``(*state_values, *args)``.
 
     Args:
         in_shardings: What the user gave ``sj.jit`` (one sharding, or a tuple/list with
             one entry per dynamic positional argument).
         states: The plan's read states, in read order.
-        split: The plan's ``split`` (read-order values -> (read-only, read-and-written)).
         n_dynamic_args: How many non-static positional arguments the traced call has
             (used to repeat a single sharding; a later call with another number of
             positional arguments gets ``jax.jit``'s own error about ``in_shardings``).
@@ -96,5 +94,4 @@ def runner_in_shardings(
     mesh = _user_mesh(user)
     if mesh is not None:
         _replicate_committed(states, mesh)
-    ro, rw = split([None] * len(states))
-    return (ro, rw, *user)
+    return (*([None] * len(states)), *user)

@@ -14,9 +14,17 @@ from stategraph.extend import open_traces, read_raw, write_raw
 
 from . import caches
 from .donation import DonationGuard
-from .fastpath import Stale, make_call_function, reset, set_plan
+from .fastpath import (
+    MISS,
+    Stale,
+    make_call_function,
+    plan_function,
+    reset,
+    set_plan,
+    simple_parameters,
+)
 from .input_checks import check_pure_values, check_static_in_signature
-from .jax_compat import is_eager
+from .jax_compat import bind_closed_jaxpr, is_eager
 from .plan import Lifted, StatePlan, trace_lifted
 from .rebinds import find_bindings, revalidate
 from .shardings import runner_in_shardings
@@ -30,8 +38,12 @@ from .signature import (
     split_static,
 )
 from .stateful_methods import BrainstateMethods
+from .weak import canonicalize_weak, strong_types
 
 __all__ = ["StatefulFunction"]
+
+# How many plans besides the current one keep a generated fast path.
+_MAX_ALTERNATES = 8
 
 
 
@@ -92,6 +104,7 @@ class StatefulFunction(BrainstateMethods):
         *,
         jit_kwargs: dict[str, Any] | None = None,
         donate_states: bool = False,
+        name: str | None = None,
         api: str = "StatefulFunction",
         **brainstate_options: Any,
     ) -> None:
@@ -108,11 +121,19 @@ class StatefulFunction(BrainstateMethods):
         )
         check_static_in_signature(api, fun, self.static_argnums, self.static_argnames)
         self.donate_states = bool(donate_states)
+        self.name = name
         self._jit_kwargs = dict(jit_kwargs or {})
         self._lock = threading.RLock()
         functools.update_wrapper(self, fun, updated=())
         name = getattr(fun, "__name__", "fun")
-        self._call = make_call_function(self._call_slow, name, self._check_arguments)
+        static = self.static_argnums or self.static_argnames
+        self._call = make_call_function(
+            self._call_slow,
+            name,
+            self._check_arguments,
+            self._call_other,
+            None if static else simple_parameters(fun),
+        )
         caches.register(self)
         self._clear_own()
 
@@ -123,39 +144,54 @@ class StatefulFunction(BrainstateMethods):
         The stateful functions traced inside this one (the lifted function of
         a ``vmap``, the branches of a ``cond``, an inner ``jit``, ...) are
         cleared too, so the next call traces everything again with the
-        states the functions reach now.
+        states the functions reach now. Everything of the forgotten plans
+        (compiled code, generated fast paths, closed-over constants) is
+        released.
         """
         caches.clear_tree(self)
 
     def _clear_own(self) -> None:
         """Forget this function's own traced signatures and compiled functions."""
-        self._lifted: dict[Any, Lifted] = {}
-        self._plan: StatePlan | None = None
-        reset(self._call)
+        with self._lock:
+            self._lifted: dict[Any, Lifted] = {}
+            self._plan: StatePlan | None = None
+            # Plans other than the current one, most recently used last, each
+            # with its own generated fast function (see ``fastpath``).
+            self._alternates: dict[StatePlan, Callable[..., Any]] = {}
+            reset(self._call)
+
+    def _plans(self) -> list[StatePlan]:
+        """The plans this function knows (the current one first)."""
+        plans = [] if self._plan is None else [self._plan]
+        return plans + [p for p in self._alternates if p is not self._plan]
 
     def _compile_plan(self, plan: StatePlan, n_args: int = 0) -> None:
-        """Give a new plan its compiled runner and its generated hot-path call.
+        """Give a new plan its compiled runner.
 
         ``n_args``: the number of dynamic positional arguments of the traced call.
         """
-        # The runner takes (read-only state values, read-and-written state
-        # values, *args): two lists rather than one positional argument per
-        # state, which JAX dispatches faster, and the second can be donated.
+        # The runner takes (*state values, *args): one positional argument per
+        # state, which JAX's C++ dispatch handles faster than lists.
         kw = dict(self._jit_kwargs)
-        n = 2
+        n = plan.n_read
         static = tuple(i + n for i in self.static_argnums)
         donate = tuple(i + n for i in normalize_argnums(self.api, kw.pop("donate_argnums", ())))
-        if self.donate_states and any(plan.rw_mask):
-            donate = (1, *donate)
+        if self.donate_states:
+            donate = (*(i for i, w in enumerate(plan.rw_mask) if w), *donate)
         in_shardings = kw.pop("in_shardings", None)
         if in_shardings is not None:
             read = plan.read_states() or []
-            kw["in_shardings"] = runner_in_shardings(in_shardings, read, plan.split, n_args)
+            kw["in_shardings"] = runner_in_shardings(in_shardings, read, n_args)
         out_shardings = kw.pop("out_shardings", None)
         if out_shardings is not None:
             kw["out_shardings"] = (out_shardings, *([None] * plan.n_write))
+        # A plan may answer a signature of another plan with an empty result
+        # (``None``) only when that call gives nothing away: no donated buffer.
+        plan.can_miss = not donate and not kw.get("donate_argnames") and out_shardings is None
         runner = functools.partial(_runner, self, plan)
         functools.update_wrapper(runner, self.fun, updated=())
+        if self.name is not None:
+            runner.__name__ = runner.__qualname__ = self.name
         # The runner takes (*state values, *args): JAX must not see ``fun``'s own
         # signature through ``__wrapped__``, or it rejects the shifted argnums.
         del runner.__wrapped__
@@ -168,6 +204,10 @@ class StatefulFunction(BrainstateMethods):
         )
         if self.donate_states and any(plan.rw_mask):
             plan.jitted = DonationGuard(plan.jitted, plan, self.api)
+
+    def _n_args(self, args: tuple[Any, ...]) -> int:
+        """The number of dynamic positional arguments in ``args``."""
+        return len(args) - sum(i < len(args) for i in self.static_argnums)
 
     def _split(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return split_static(args, kwargs, self.static_argnums, self.static_argnames)
@@ -235,20 +275,24 @@ class StatefulFunction(BrainstateMethods):
                     return lifted
             dyn_args, dyn_kwargs, _ = self._split(args, kwargs)
             with caches.tracing(self):
-                lifted = trace_lifted(
-                    self.api,
-                    self.fun,
-                    dyn_args,
-                    dyn_kwargs,
-                    self._rebuilder(args, kwargs),
-                    reuse=self._plan,
-                )
+                rebuild = self._rebuilder(args, kwargs)
+                plans = self._plans()
+                lifted = trace_lifted(self.api, self.fun, dyn_args, dyn_kwargs, rebuild, plans)
             lifted.bindings = find_bindings(self.fun, lifted.read_states + lifted.written_states)
             if lifted.plan.jitted is None:
                 n_static = sum(i < len(args) for i in self.static_argnums)
                 self._compile_plan(lifted.plan, len(args) - n_static)
+            self._forget_dead()
             self._lifted[key] = lifted
             return lifted
+
+    def _forget_dead(self) -> None:
+        """Drop the signatures and plans whose states were garbage-collected."""
+        dead = [k for k, v in self._lifted.items() if not v.plan.alive()]
+        for k in dead:
+            del self._lifted[k]
+        for plan in [p for p in self._alternates if not p.alive()]:
+            del self._alternates[plan]
 
     # ------------------------------------------------------------ pure calls
     def pure(
@@ -284,24 +328,63 @@ class StatefulFunction(BrainstateMethods):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._call(*args, **kwargs)
 
+    def _install(self, plan: StatePlan) -> None:
+        """Make ``plan`` reachable from the generated hot path."""
+        with self._lock:
+            current = self._plan
+            if current is plan or plan in self._alternates:
+                return
+            if current is None or not current.alive():
+                self._plan = plan
+                set_plan(self._call, plan)
+                self._forget_dead()
+                return
+            self._alternates[plan] = plan_function(plan, self._call_slow, self._check_arguments)
+            while len(self._alternates) > _MAX_ALTERNATES:
+                del self._alternates[next(iter(self._alternates))]
+
+    def _call_other(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The current plan answered that this signature is another plan's: run that one."""
+        for fast in list(self._alternates.values()):
+            res = fast(args, kwargs)
+            if res is not MISS:
+                return res
+        return self._call_slow(args, kwargs)
+
     def _call_slow(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if jax.config.jax_disable_jit:
+            # As jax.jit under jax.disable_jit(): run the Python body op by op,
+            # reading and writing the states eagerly.
+            return self.fun(*args, **kwargs)
+        managed = bool(open_traces()) or not is_eager()
         lifted = self.trace(*args, **kwargs)
+        if not managed:
+            # The states' values are typed by their dtypes from now on (see ``weak``).
+            canonicalize_weak(lifted)
         plan = lifted.plan
         read = plan.read_states()
         written_states = plan.written_states()
         assert read is not None and written_states is not None
-        managed = bool(open_traces()) or not is_eager()
         if not managed:
-            with self._lock:
-                if self._plan is not plan:
-                    self._plan = plan
-                    set_plan(self._call, plan, plan.jitted)
+            self._install(plan)
             values = read_raw(read)
-            res = plan.jitted(*plan.split(values), *args, **kwargs)
+            res = plan.jitted(*values, *args, **kwargs)
+            if res is None:
+                # This plan's runner once answered this signature for another
+                # plan; that answer is cached by JAX: compile the plan afresh.
+                with self._lock:
+                    self._compile_plan(plan, self._n_args(args))
+                    if self._plan is plan:
+                        set_plan(self._call, plan)
+                    elif plan in self._alternates:
+                        self._alternates[plan] = plan_function(
+                            plan, self._call_slow, self._check_arguments
+                        )
+                res = plan.jitted(*values, *args, **kwargs)
             write_raw(written_states, res[1:])
             return res[0]
         values = [s.value for s in read]  # recorded: enclosing traces lift them
-        res = plan.jitted(*plan.split(values), *args, **kwargs)
+        res = plan.jitted(*values, *args, **kwargs)
         before = read_raw(written_states)
         try:
             for state, value in zip(written_states, res[1:], strict=True):
@@ -317,8 +400,17 @@ class StatefulFunction(BrainstateMethods):
         lifted = self.trace(*args, **kwargs)
         plan = lifted.plan
         values = read_raw(plan.read_states() or [])
-        lowered = plan.jitted.lower(*plan.split(values), *args, **kwargs)
+        lowered = plan.jitted.lower(*values, *args, **kwargs)
         return StatefulLowered(lowered, lifted)
+
+    def compile(self, *args: Any, **kwargs: Any) -> Any:
+        """Lower and compile for these arguments, as ``jax.jit(...).lower(...).compile()``.
+
+        The compiled object takes the read states' values (in
+        ``trace(...).read_states`` order) followed by the arguments, and
+        returns ``(output, *written values)``; nothing runs, no state changes.
+        """
+        return self.lower(*args, **kwargs).compile()
 
     def eval_shape(self, *args: Any, **kwargs: Any) -> Any:
         """Return the output shapes for these arguments; no state changes."""
@@ -350,16 +442,16 @@ class StatefulLowered:
         return getattr(self._lowered, name)
 
 
-def _runner(
-    sf: StatefulFunction,
-    plan: StatePlan,
-    ro_values: list[Any],
-    rw_values: list[Any],
-    *args: Any,
-    **kwargs: Any,
-) -> tuple[Any, ...]:
-    """The function JAX traces per signature: evaluate the matching jaxpr."""
-    values = plan.merge(ro_values, rw_values)
+def _runner(sf: StatefulFunction, plan: StatePlan, *flat: Any, **kwargs: Any) -> Any:
+    """The function JAX traces per signature: evaluate the matching jaxpr.
+
+    ``flat`` is the read states' values (one positional argument each) then
+    the call's positional arguments. Returns ``(output, *written values)``, or
+    ``None`` for a signature that belongs to another plan (see ``fastpath``).
+    """
+    if jax.config.jax_disable_jit:
+        raise Stale  # the slow path runs the Python body eagerly
+    values, args = list(flat[: plan.n_read]), flat[plan.n_read :]
     if plan.read_states() is None or plan.written_states() is None:
         raise Stale
     with sf._lock:
@@ -371,6 +463,25 @@ def _runner(
             # JAX saw a new signature: trace again with the states' current values.
             lifted = sf.trace(*args, **kwargs)
             if lifted.plan is not plan:
+                if plan.can_miss:
+                    return None
                 raise Stale
-    out, written = lifted.run_flat(sf.arg_leaves(*args, **kwargs), values)  # type: ignore[union-attr]
-    return (out, *written)
+    stage = functools.partial(_stage, name=sf.name or getattr(sf.fun, "__name__", "fun"))
+    out, written = lifted.run_flat(  # type: ignore[union-attr]
+        sf.arg_leaves(*args, **kwargs), values, stage
+    )
+    return (out, *strong_types(written))
+
+
+def _stage(closed: Any, leaves: list[Any], name: str) -> list[Any]:
+    # Stage the traced jaxpr as one equation, unless its input avals differ
+    # from the call's (the first call's weak state values were made strong
+    # after tracing) or it closes over tracers of an enclosing trace: then
+    # evaluate it equation by equation.
+    if not any(isinstance(c, jax.core.Tracer) for c in closed.consts) and all(
+        getattr(jax.typeof(x), "weak_type", False) == a.weak_type
+        for x, a in zip(leaves, closed.in_avals, strict=True)
+    ):
+        return bind_closed_jaxpr(closed, leaves, name)
+    return jax.core.eval_jaxpr(closed.jaxpr, closed.consts, *leaves)
+
