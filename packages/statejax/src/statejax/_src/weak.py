@@ -21,7 +21,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from stategraph.extend import write_raw
+from stategraph.extend import read_raw, write_raw
 
 from .plan import Lifted
 from .signature import aval_key
@@ -34,7 +34,10 @@ def _strong(x: Any) -> Any:
         return x
     if isinstance(x, jax.core.Tracer) or not x.is_fully_addressable:
         return jax.lax.convert_element_type(x, x.dtype)
-    # A concrete array: copy it through NumPy, which compiles nothing.
+    # A concrete array: copy it through NumPy, which compiles nothing. An
+    # uncommitted array stays uncommitted (free to join any mesh).
+    if not getattr(x, "committed", True):
+        return jax.device_put(np.asarray(x))
     return jax.device_put(np.asarray(x), x.sharding)
 
 
@@ -53,13 +56,13 @@ def canonicalize_weak(lifted: Lifted) -> bool:
     if not any(key[2] for key in lifted.state_avals):
         return False
     states = lifted.plan.read_states() or []
-    weak = [s for s in states if _has_weak_array(s._value)]
+    weak = [s for s in states if _has_weak_array(read_raw([s])[0])]
     if not weak:
         return False
-    write_raw(weak, [jax.tree.map(_strong, s._value) for s in weak])
+    write_raw(weak, [jax.tree.map(_strong, v) for v in read_raw(weak)])
     # The kept trace now describes the strong values (its jaxpr evaluates
     # them as it did the weak ones), so the next call finds it.
-    leaves = jax.tree.leaves([s._value for s in states])
+    leaves = jax.tree.leaves(read_raw(states))
     lifted.state_avals = tuple(aval_key(jax.typeof(x)) for x in leaves)
     return True
 
