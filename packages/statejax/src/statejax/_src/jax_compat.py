@@ -75,6 +75,20 @@ def error_flag(error: Any) -> Any:
     return jnp.any(jnp.stack([jnp.any(p) for p in preds]))
 
 
+def _jit_p_bind_supported() -> bool:
+    """Whether ``jit_p`` exists with the parameters of JAX >= 0.10 (checked by signature)."""
+    import jax
+
+    try:
+        major, minor = (int(p) for p in jax.__version__.split(".")[:2])
+    except ValueError:
+        return False
+    return hasattr(_pjit, "jit_p") and hasattr(_pjit, "get_ctx_mesh") and (major, minor) >= (0, 10)
+
+
+_JIT_P_BIND = _jit_p_bind_supported()
+
+
 def bind_closed_jaxpr(closed: Any, args: Any, name: str) -> list[Any]:
     """Stage ``closed`` into the current trace as one nested-jit equation.
 
@@ -82,7 +96,12 @@ def bind_closed_jaxpr(closed: Any, args: Any, name: str) -> list[Any]:
     without evaluating its equations again (one equation instead of one per
     primitive): the compiled stateful call's runner uses it so that the user's
     function is traced once per signature, not twice. XLA inlines the call.
+    On a JAX whose jit primitive takes other parameters (before 0.10), the
+    equations are evaluated into the trace instead (same program, traced
+    once more).
     """
+    if not _JIT_P_BIND:
+        return _core.eval_jaxpr(closed.jaxpr, closed.consts, *args)
     n_in, n_out = len(closed.in_avals), len(closed.out_avals)
     unspecified = _sharding_impls.UNSPECIFIED
     return _pjit.jit_p.bind(
