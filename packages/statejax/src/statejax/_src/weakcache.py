@@ -33,7 +33,16 @@ _ALL: weakref.WeakSet[WeakLRU] = weakref.WeakSet()
 
 
 def _referents(fun: Any) -> tuple[Any, ...]:
-    """The objects whose lifetime decides a cache entry for ``fun``."""
+    """The objects whose lifetime decides a cache entry for ``fun``.
+
+    A :class:`WeakCallable` stands for what it refers to (a proxy is never
+    itself the key: it may die while its function lives on).
+    """
+    if isinstance(fun, WeakCallable):
+        objs = tuple(r() for r in fun._refs)
+        if any(o is None for o in objs):
+            fun()  # raises ReferenceError, naming the function
+        return objs
     if isinstance(fun, types.MethodType):
         return (fun.__self__, fun.__func__)
     return (fun,)
