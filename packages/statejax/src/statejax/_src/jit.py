@@ -29,12 +29,27 @@ _METHODS = (
 )
 
 
-class JittedFunction:
-    """What :func:`jit` returns for a method defined in a class body.
+class _JittedType(type):
+    """``isinstance(f, JittedFunction)`` also holds for the plain function ``jit`` returns."""
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        if type.__instancecheck__(cls, obj):
+            return True
+        return (
+            cls is JittedFunction
+            and callable(obj)
+            and isinstance(getattr(obj, "stateful", None), StatefulFunction)
+        )
+
+
+class JittedFunction(metaclass=_JittedType):
+    """What :func:`jit` returns: the compiled stateful callable.
 
     For a plain function, :func:`jit` returns the generated hot path itself
     (a Python function, called through the interpreter's fastest call
-    protocol) carrying the same attributes. This class adds the descriptor
+    protocol) carrying the attributes below, and ``isinstance(f,
+    sj.JittedFunction)`` holds for it. For a method defined in a class body
+    it returns an instance of this class. This class adds the descriptor
     that binds the instance: ``self`` is not an argument of the compiled
     function; each instance gets its own compiled function (a plain one),
     and the instance is held weakly. Either way the object carries the

@@ -66,7 +66,9 @@ def named_call(fun: Callable[..., Any] | None = None, *, name: str | None = None
 def _named(fun: Callable[..., Any], name: str) -> Callable[..., Any]:
     wrapped = named_call(fun, name=name)
     wrapped.__name__ = name
-    wrapped.__qualname__ = name
+    # Keep the enclosing scope, so that a method (``Cls.method``) is still known as one.
+    scope = getattr(fun, "__qualname__", name).rpartition(".")[0]
+    wrapped.__qualname__ = f"{scope}.{name}" if scope else name
     return wrapped
 
 

@@ -478,7 +478,10 @@ def _stage(closed: Any, leaves: list[Any], name: str) -> list[Any]:
     # from the call's (the first call's weak state values were made strong
     # after tracing) or it closes over tracers of an enclosing trace: then
     # evaluate it equation by equation.
-    if not any(isinstance(c, jax.core.Tracer) for c in closed.consts) and all(
+    # Under jax_debug_nans / jax_debug_infs JAX re-runs a failing call op by op
+    # to find the operation: evaluate, so that the error is JAX's FloatingPointError.
+    debugging = jax.config.jax_debug_nans or jax.config.jax_debug_infs
+    if not debugging and not any(isinstance(c, jax.core.Tracer) for c in closed.consts) and all(
         getattr(jax.typeof(x), "weak_type", False) == a.weak_type
         for x, a in zip(leaves, closed.in_avals, strict=True)
     ):
