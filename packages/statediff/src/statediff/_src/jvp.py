@@ -78,8 +78,9 @@ class JVPTransform(DiffTransform):
         >>> import jax.numpy as jnp, stategraph as sg, statediff as sd
         >>> w = sg.ParamState(jnp.array(2.0), name="w")
         >>> f_jvp = sd.JVPTransform(lambda x: w.value * x, grad_states=w, argnums=0)
-        >>> f_jvp((3.0,), (1.0,), state_tangents=1.0)
-        (Array(6., dtype=float32, weak_type=True), Array(5., dtype=float32, weak_type=True))
+        >>> out, tangent = f_jvp((3.0,), (1.0,), state_tangents=1.0)
+        >>> float(out), float(tangent)
+        (6.0, 5.0)
     """
 
     def __init__(
