@@ -105,7 +105,6 @@ def test_ci_runs_the_floor_session() -> None:
     workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
     job = workflow["jobs"]["tests_jax_floor"]
     assert set(job["strategy"]["matrix"]["jax"]) == {"floor", "newest"}
-    assert "tests_jax_floor(jax='floor')" in (ROOT / ".ci" / "run").read_text()
 
 
 def test_one_project_name() -> None:
