@@ -144,6 +144,23 @@ def all_positions(grad_states: Any, n: int) -> tuple[int, ...] | None:
     return tuple(range(n))
 
 
+def _check_sequences(primals: Any, tangents: Any) -> None:
+    """Raise the error for bad ``primals`` / ``tangents`` (lists are accepted)."""
+    for what, seq in (("primals", primals), ("tangents", tangents)):
+        if not isinstance(seq, (tuple, list)):
+            raise TypeError(
+                f"{_API}: {what} must be a tuple (or list) with one entry per positional "
+                f"argument of the function, as in jax.jvp, got {type(seq).__name__} {seq!r}. "
+                f"Fix: e.g. {what}=(x,) for a function of one argument."
+            )
+    if len(tangents) != len(primals):
+        raise ValueError(
+            f"{_API}: got {len(primals)} primal(s) but {len(tangents)} tangent(s); as in "
+            "jax.jvp, tangents has one tangent per primal, with its primal's structure, shape "
+            "and dtype. Fix: e.g. tangents=tuple(jnp.ones_like(p) for p in primals)."
+        )
+
+
 def jvp(
     fun: Callable[..., Any],
     primals: Sequence[Any],
@@ -213,19 +230,8 @@ def jvp(
         >>> ty
         Array([3., 3.], dtype=float32)
     """
-    for what, seq in (("primals", primals), ("tangents", tangents)):
-        if not isinstance(seq, (tuple, list)):
-            raise TypeError(
-                f"{_API}: {what} must be a tuple (or list) with one entry per positional "
-                f"argument of the function, as in jax.jvp, got {type(seq).__name__} {seq!r}. "
-                f"Fix: e.g. {what}=(x,) for a function of one argument."
-            )
-    if len(tangents) != len(primals):
-        raise ValueError(
-            f"{_API}: got {len(primals)} primal(s) but {len(tangents)} tangent(s); as in "
-            "jax.jvp, tangents has one tangent per primal, with its primal's structure, shape "
-            "and dtype. Fix: e.g. tangents=tuple(jnp.ones_like(p) for p in primals)."
-        )
+    if type(primals) is not tuple or type(tangents) is not tuple or len(primals) != len(tangents):
+        _check_sequences(primals, tangents)
     argnums = all_positions(grad_states, len(primals))
     if unit_aware:
         made = units_backend(_API).make(

@@ -15,6 +15,7 @@ import jax
 from .jax_compat import DISABLE_JIT
 from .jvp import all_positions
 from .pure_call import DiffTransform, make_call
+from .residual_fn import residual_function
 from .tangents import arg_tangents
 from .tangents import state_tangents as _state_tangents
 from .units_hook import units_backend
@@ -119,7 +120,7 @@ class LinearizeTransform(DiffTransform):
         y, linear, (aux, new) = jax.linearize(call, *call.primals, has_aux=True)
         call.write(new)
         spec = _PushSpec(self, call)
-        jvp_fn = jax.tree_util.Partial(functools.partial(self._push, spec), linear)
+        jvp_fn = residual_function(self._push, spec, linear)
         return (y, jvp_fn, aux) if self.has_aux else (y, jvp_fn)
 
 

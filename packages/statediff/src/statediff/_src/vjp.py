@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +14,7 @@ import numpy as np
 
 from .jax_compat import DISABLE_JIT
 from .pure_call import DiffTransform, make_call
+from .residual_fn import residual_function
 from .tangents import tangent_dtype
 from .units_hook import units_backend
 from .weak_cache import cached
@@ -136,7 +136,7 @@ class VJPTransform(DiffTransform):
         y, pullback, (aux, new) = jax.vjp(call, *call.primals, has_aux=True)
         call.write(new)
         spec = _PullbackSpec(self, y)
-        vjp_fn = jax.tree_util.Partial(functools.partial(self._pull, spec), pullback)
+        vjp_fn = residual_function(self._pull, spec, pullback)
         return (y, vjp_fn, aux) if self.has_aux else (y, vjp_fn)
 
 

@@ -99,6 +99,9 @@ def cached(
 ) -> Any:
     """Return the transform ``build(target, grad_states, weak=...)`` for these settings.
 
+    A hit costs one key and one dictionary lookup (the run-now calls are on
+    the hot path of an eager loop); a miss builds and stores the transform.
+
     Args:
         build: ``build(target, grad_states, weak)`` makes the transform; with
             ``weak=True`` it must hold ``grad_states`` weakly.
@@ -107,11 +110,24 @@ def cached(
         grad_states: The user's ``grad_states``.
         options: The other (hashable) settings.
     """
-    owners = _owners(fun)
-    sk = _states_key(grad_states)
-    if sk is None:
-        return build(fun, grad_states, False)
-    key = (kind, id(owners[0]), id(owners[-1]), sk[0], options)
+    # The key names the function by identity (a bound method by its object and
+    # function: a new method object is made on every attribute access) and the
+    # states by identity; an entry dies with any of them, so an identity in a
+    # live key always denotes the same object.
+    if type(fun) is types.MethodType:
+        fun_key: Any = (id(fun.__self__), id(fun.__func__))
+    else:
+        fun_key = id(fun)
+    if grad_states is None:
+        states_key: Any = ()
+    elif isinstance(grad_states, State):
+        states_key = id(grad_states)
+    else:
+        sk = _states_key(grad_states)
+        if sk is None:
+            return build(fun, grad_states, False)
+        states_key = sk[0]
+    key = (kind, fun_key, states_key, options)
     try:
         entry = _ENTRIES.get(key)
     except TypeError:  # unhashable settings: the transform's own checks will judge them
@@ -122,12 +138,21 @@ def cached(
         except KeyError:  # evicted meanwhile by another thread
             pass
         return entry[0]
+    return _store(build, key, fun, grad_states)
+
+
+def _store(build: Callable[..., Any], key: Any, fun: Any, grad_states: Any) -> Any:
+    owners = _owners(fun)
     if not _weakable(owners):
         return build(fun, grad_states, False)
+    sk = _states_key(grad_states)
+    assert sk is not None
 
     def evict(_ref: Any, key: Any = key) -> None:
-        with _LOCK:
-            _ENTRIES.pop(key, None)
+        lock = _LOCK  # None while the interpreter shuts down
+        if lock is not None:
+            with lock:
+                _ENTRIES.pop(key, None)
 
     refs = tuple(weakref.ref(p, evict) for p in owners)
     state_refs = tuple(weakref.ref(s, evict) for s in sk[1])

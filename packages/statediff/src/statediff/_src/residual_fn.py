@@ -1,0 +1,66 @@
+"""The ``vjp_fn`` / ``jvp_fn`` objects returned by ``vjp`` and ``linearize``.
+
+They are :class:`jax.tree_util.Partial` objects (callable, passable through
+``jax.jit``, a pytree of their residuals), of a subclass whose pytree
+unflattening runs no Python: the run-now ``vjp``/``linearize`` return one
+from a compiled call on every call, and ``Partial``'s own unflattening costs
+a Python ``__new__`` and a lambda per call.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+
+__all__ = ["ResidualFunction", "residual_function"]
+
+
+class _Apply:
+    """``apply(spec, residual, *args, **kwargs)`` with ``spec`` fixed (hashed by identity)."""
+
+    __slots__ = ("apply", "spec")
+
+    def __init__(self, apply: Callable[..., Any], spec: Any) -> None:
+        self.apply = apply
+        self.spec = spec
+
+    def __call__(self, residuals: tuple[Any], *args: Any, **kwargs: Any) -> Any:
+        return self.apply(self.spec, residuals[0], *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"{getattr(self.apply, '__name__', 'apply')}[{type(self.spec).__name__}]"
+
+
+class ResidualFunction(jax.tree_util.Partial):
+    """A ``jax.tree_util.Partial`` of one residual pytree (unflattened without Python)."""
+
+    # The C constructor of functools.partial, not Partial's Python __new__: the
+    # pytree registration below unflattens with ``ResidualFunction(func, children)``.
+    __new__ = functools.partial.__new__
+
+
+jax.tree_util.register_pytree_node(
+    ResidualFunction, lambda fn: (fn.args[0], fn.func), ResidualFunction
+)
+
+
+def residual_function(apply: Callable[..., Any], spec: Any, residual: Any) -> ResidualFunction:
+    """Return the callable ``lambda *a, **k: apply(spec, residual, *a, **k)`` as a pytree.
+
+    ``residual`` is the pytree part (arrays, JAX's own ``vjp``/``linearize``
+    functions); ``apply`` and ``spec`` are static.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> fn = residual_function(lambda spec, r, x: spec * r + x, 2.0, jnp.ones(2))
+        >>> fn(1.0)
+        Array([3., 3.], dtype=float32)
+        >>> isinstance(fn, jax.tree_util.Partial), len(jax.tree.leaves(fn))
+        (True, 1)
+        >>> jax.jit(lambda f: f(0.5))(fn)
+        Array([2.5, 2.5], dtype=float32)
+    """
+    return ResidualFunction(_Apply(apply, spec), (residual,))
