@@ -78,7 +78,7 @@ def jit_cases() -> dict[str, dict]:
     rest = {k: v for k, v in pv.items() if k != "W1"}
     plain_grad = jax.jit(jax.grad(pure_loss))
     sj_grad = sj.jit(sd.grad(loss, grad_states=params))
-    plain_jac = jax.jit(jax.jacfwd(lambda w, x: pure_mlp({**rest, "W1": w}, x)))
+    plain_jac = jax.jit(jax.jacfwd(lambda w, rest, x: pure_mlp({**rest, "W1": w}, x)))
     sj_jac = sj.jit(sd.jacfwd(mlp, grad_states=params["W1"]))
 
     tx = optax.sgd(1e-2, momentum=0.9)
@@ -117,7 +117,7 @@ def jit_cases() -> dict[str, dict]:
         },
         "sj.jit(train) MLP + optax": {"jax": plain_train_call, "ours": sj_train_call},
         "sj.jit(sd.jacfwd) wrt W1": {
-            "jax": lambda: plain_jac(pv["W1"], x),
+            "jax": lambda: plain_jac(pv["W1"], rest, x),
             "ours": lambda: sj_jac(x),
         },
     }
@@ -130,7 +130,9 @@ def eager_cases() -> dict[str, dict]:
     w1 = params["W1"]
     rest = {k: v for k, v in pv.items() if k != "W1"}
 
-    def f_w1(w, x):
+    # The other parameters are states too (they may change between calls): the
+    # hand-written pure function takes their values as an argument, as it takes W1's.
+    def f_w1(w, rest, x):
         return pure_mlp({**rest, "W1": w}, x)
 
     def loss_w1(w, x, y):
@@ -145,7 +147,7 @@ def eager_cases() -> dict[str, dict]:
         "jacfwd": j(jax.jacfwd(f_w1)),
         "jacrev": j(jax.jacrev(f_w1)),
         "hessian": j(jax.hessian(small)),
-        "vector_grad": j(jax.grad(lambda w, x: jnp.sum(f_w1(w, x)))),
+        "vector_grad": j(jax.grad(lambda w, rest, x: jnp.sum(f_w1(w, rest, x)))),
     }
     hw = sg.ParamState(pv["W1"], name="hw")
     ours = {
@@ -161,11 +163,11 @@ def eager_cases() -> dict[str, dict]:
             "ours": lambda: ours["grad"](x, y),
         },
         "eager sd.jacfwd": {
-            "jax": lambda: plain["jacfwd"](pv["W1"], x),
+            "jax": lambda: plain["jacfwd"](pv["W1"], rest, x),
             "ours": lambda: ours["jacfwd"](x),
         },
         "eager sd.jacrev": {
-            "jax": lambda: plain["jacrev"](pv["W1"], x),
+            "jax": lambda: plain["jacrev"](pv["W1"], rest, x),
             "ours": lambda: ours["jacrev"](x),
         },
         "eager sd.hessian": {
@@ -173,7 +175,7 @@ def eager_cases() -> dict[str, dict]:
             "ours": lambda: ours["hessian"](),
         },
         "eager sd.vector_grad": {
-            "jax": lambda: plain["vector_grad"](pv["W1"], x),
+            "jax": lambda: plain["vector_grad"](pv["W1"], rest, x),
             "ours": lambda: ours["vector_grad"](x),
         },
     }
