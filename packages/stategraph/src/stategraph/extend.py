@@ -7,6 +7,9 @@ code should not need them.
 
 - :class:`LiftTrace`: a state trace that turns the states read inside it into
   inputs of the jaxpr being traced and allows writes of that jaxpr's tracers.
+- :class:`PrivateTrace`: run code under a JAX transform that does not stage
+  a jaxpr (``jax.vjp``, ``jax.jvp``, ...) with given states showing the
+  transform's tracers, writes private to the thread, everything put back.
 - :func:`read_raw` / :func:`write_raw`: read or set many states' values
   without recording or checking (the hot path of a compiled call), as this
   thread sees them.
@@ -46,6 +49,7 @@ from stategraph._src.donated import donated_error, is_donated, mark_donated
 from stategraph._src.graph import name_from_path
 from stategraph._src.lanes import PerLaneState, merge_lanes, split_lanes
 from stategraph._src.lift import LiftTrace
+from stategraph._src.private_trace import PrivateTrace
 from stategraph._src.state import State, is_poisoned, poison
 from stategraph._src.structure import describe, has_tracer, structure_of
 from stategraph._src.trace import StateTrace
@@ -54,6 +58,7 @@ __all__ = [
     "ACTIVE",
     "LiftTrace",
     "PerLaneState",
+    "PrivateTrace",
     "describe",
     "donated_error",
     "has_tracer",

@@ -10,6 +10,7 @@ import jax
 import numpy as np
 
 from stategraph import State
+from stategraph.extend import PrivateTrace
 from statejax import StatefulFunction
 
 from .debug_nan import bad_flag, call_checked
@@ -196,7 +197,7 @@ class GradientTransform:
                     "units support its unit would be silently dropped or mangled. Fix: pass "
                     "unit_aware=True (needs `pip install statediff-units`)."
                 )
-            self._check_dtype(f"state {state!r}", value)
+            self._check_dtype(lambda s=state: f"state {s!r}", value)
         for i in self.argnums.positions:
             where = find_quantity(args[i])
             if where is not None:
@@ -206,27 +207,31 @@ class GradientTransform:
                     "dropped or mangled. Fix: pass unit_aware=True (needs "
                     "`pip install statediff-units`)."
                 )
-            self._check_dtype(f"positional argument {i} (argnums={self.argnums.text})", args[i])
+            self._check_dtype(
+                lambda i=i: f"positional argument {i} (argnums={self.argnums.text})", args[i]
+            )
 
-    def _check_dtype(self, what: str, value: Any) -> None:
+    def _check_dtype(self, label: Callable[[], str], value: Any) -> None:
+        # ``label()`` names the input; it is formatted only for an error (a state's
+        # repr describes its value, which costs a pytree walk per state).
         for leaf in jax.tree.leaves(value):
             dtype = jax.typeof(leaf).dtype
             if jax.dtypes.issubdtype(dtype, np.floating):
                 if self.holomorphic:
-                    check_holomorphic_input(self.name, what, leaf)
+                    check_holomorphic_input(self.name, label(), leaf)
                 continue
             if jax.dtypes.issubdtype(dtype, np.complexfloating):
                 if self.holomorphic or self.complex_inputs:
                     continue
                 raise TypeError(
-                    f"{self.name}: {what} has dtype {dtype}; like JAX, this transform requires "
+                    f"{self.name}: {label()} has dtype {dtype}; like JAX, this transform requires "
                     "real-valued inputs (a sub-dtype of np.floating) unless holomorphic=True. "
                     "Fix: pass holomorphic=True for holomorphic functions, or split the "
                     "complex input into real and imaginary parts."
                 )
             if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
                 raise TypeError(
-                    f"{self.name}: {what} holds a PRNG key (dtype {dtype}); a random key is "
+                    f"{self.name}: {label()} holds a PRNG key (dtype {dtype}); a random key is "
                     "never differentiated. Fix: leave the random state out of grad_states "
                     "(e.g. grad_states=sg.states(model, sg.ParamState)); the function may "
                     "still draw from it."
@@ -234,57 +239,45 @@ class GradientTransform:
             if self.integer_inputs:
                 continue
             raise TypeError(
-                f"{self.name}: {what} has dtype {dtype}; like JAX, this transform requires "
+                f"{self.name}: {label()} has dtype {dtype}; like JAX, this transform requires "
                 "real-valued inputs (a sub-dtype of np.floating), not integer or boolean ones. "
                 "Fix: cast it with `.astype(jnp.float32)`, or pass allow_int=True where the "
                 "transform supports it (jacrev, jacobian, grad)."
             )
 
     def _drive(self, *args: Any, **kwargs: Any) -> Any:
+        # The driver's trace (a statejax StatefulFunction) lifts every state this
+        # runs into inputs of one cached compiled function. The user's function
+        # runs once, under JAX's transform itself, as in plain JAX (JAX then
+        # reuses its cached linearizations of jnp's jitted functions): the
+        # states in grad_states show the transform's tracers, the others their
+        # lifted values, and writes stay private until the primal values are
+        # written back below.
         name = self.name
         self.argnums.check_range(name, len(args))
-        lifted = self._lifted.trace(*args, **kwargs)
-        read = lifted.read_states
-        written = lifted.written_states
-        if self.has_aux and not _is_pair(lifted.out_tree):
-            raise TypeError(
-                f"{name}: has_aux=True requires the function to return a pair (value, aux), "
-                f"but it returned {shown_tree(lifted.out_shapes)}. Fix: return "
-                "`value, aux`, or pass has_aux=False."
-            )
-        if name.rsplit(".", 1)[-1] == "grad":  # statediff.grad (and its unit-aware twin)
-            out = lifted.out_shapes
-            check_scalar_output(name, out[0] if self.has_aux else out, self.has_aux)
-        self._check_touched([*read, *(s for s in written if all(s is not r for r in read))])
-        grad_ids = {id(s): i for i, s in enumerate(self.grad_states.states)}
-        grad_values = [s.value for s in self.grad_states.states]  # recorded reads
-        others = {id(s): s.value for s in read if id(s) not in grad_ids}
-        self._check_inputs(grad_values, args)
-        sf = self._lifted
-        has_aux = self.has_aux
-        given = self.grad_states.given
         gs = self.grad_states
+        grad_states = gs.states
+        grad_values = [s.value for s in grad_states]  # recorded reads: lifted by the driver
+        self._check_inputs(grad_values, args)
+        # The function given at construction (a subclass may show another as .target).
+        given, has_aux, target = gs.given, self.has_aux, self._lifted.fun
+        scalar = name.rsplit(".", 1)[-1] == "grad"  # statediff.grad (and its unit-aware twin)
+        box: dict[str, Any] = {}
 
         def pure(*inputs: Any) -> tuple[Any, tuple[Any, Any, Any]]:
             if given:
                 g_list = gs.flatten(inputs[0])
-                call_args = list(inputs[1:])
+                call_args = inputs[1:]
             else:
                 g_list = []
-                call_args = list(inputs)
-            state_values = [
-                g_list[grad_ids[id(s)]] if id(s) in grad_ids else others[id(s)] for s in read
-            ]
-            leaves = sf.arg_leaves(*call_args, **kwargs)
-            out, new = lifted.run_flat(leaves, state_values)
+                call_args = inputs
+            with PrivateTrace(grad_states, g_list) as trace:
+                out = target(*call_args, **kwargs)
+                written = list(trace.written_states)
+                new = trace.values(written)
+            box.update(trace=trace, written=written)
+            self._check_output(out, scalar)
             y, aux = (out[0], out[1]) if has_aux else (out, None)
-            where = find_quantity(y)
-            if where is not None:
-                raise TypeError(
-                    f"{name}: the function's value{where} is a physical Quantity; without "
-                    "units support its unit would be silently dropped or mangled. Fix: pass "
-                    "unit_aware=True (needs `pip install statediff-units`)."
-                )
             return y, (y, aux, new)
 
         inputs = (gs.unflatten(grad_values), *args) if given else args
@@ -292,11 +285,38 @@ class GradientTransform:
             pure, argnums=self._internal_argnums(), has_aux=True, **self.transform_params
         )
         d, (y, aux, new) = fn(*inputs)
-        for state, value in zip(written, new, strict=True):
+        self._check_touched(list(box["trace"].states))
+        for state, value in zip(box["written"], new, strict=True):
             state.value = value
         if self.debug_nan:
             return self._assemble(d, y, aux), (d, bad_flag(d))
         return self._assemble(d, y, aux)
+
+    def _check_output(self, out: Any, scalar: bool) -> None:
+        """The checks of the function's output (at trace time, on tracers: no values shown)."""
+        name = self.name
+        for path, leaf in jax.tree_util.tree_leaves_with_path(out):
+            if isinstance(leaf, State):
+                raise TypeError(
+                    f"{name}: a function must not return States, but its output"
+                    f"{jax.tree_util.keystr(path)} is {leaf!r}. Return `state.value` instead."
+                )
+        if self.has_aux and not (isinstance(out, (tuple, list)) and len(out) == 2):
+            raise TypeError(
+                f"{name}: has_aux=True requires the function to return a pair (value, aux), "
+                f"but it returned {shown_tree(_shapes(out))}. Fix: return "
+                "`value, aux`, or pass has_aux=False."
+            )
+        y = out[0] if self.has_aux else out
+        if scalar:
+            check_scalar_output(name, _shapes(y), self.has_aux)
+        where = find_quantity(y)
+        if where is not None:
+            raise TypeError(
+                f"{name}: the function's value{where} is a physical Quantity; without "
+                "units support its unit would be silently dropped or mangled. Fix: pass "
+                "unit_aware=True (needs `pip install statediff-units`)."
+            )
 
     def _assemble(self, d: Any, y: Any, aux: Any) -> Any:
         if self.grad_states.given and self.argnums.given:
@@ -324,9 +344,14 @@ class GradientTransform:
         return grads
 
 
-def _is_pair(treedef: Any) -> bool:
-    if treedef.num_nodes == 1:
-        return False
-    children = treedef.children()
-    node = jax.tree.unflatten(treedef, [0] * treedef.num_leaves)
-    return isinstance(node, (tuple, list)) and len(children) == 2
+def _shape(leaf: Any) -> Any:
+    try:
+        aval = jax.typeof(leaf)
+    except TypeError:
+        return leaf
+    return jax.ShapeDtypeStruct(aval.shape, aval.dtype, weak_type=aval.weak_type)
+
+
+def _shapes(tree: Any) -> Any:
+    """``tree`` with each array leaf (tracers included) as its ``ShapeDtypeStruct``."""
+    return jax.tree.map(_shape, tree)

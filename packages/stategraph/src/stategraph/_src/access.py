@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import jax
+
 from stategraph.errors import StateStructureError, TraceContextError
 
 from . import context
@@ -23,6 +25,8 @@ __all__ = [
 ]
 
 _LOCAL = context.LOCAL
+_Array = jax.Array  # JAX arrays and tracers
+_typeof = jax.typeof
 
 
 def visible(state: State) -> Any:
@@ -83,6 +87,10 @@ def write_visible(state: State, new: Any, private: bool = False) -> None:
 
 def _check_structure(state: State, new: Any) -> None:
     old = visible(state)
+    if isinstance(old, _Array) and isinstance(new, _Array):  # the common case, no pytree walk
+        a, b = _typeof(old), _typeof(new)
+        if a.shape == b.shape and a.dtype == b.dtype:
+            return
     old_tree, old_leaves = structure_of(old)
     new_tree, new_leaves = structure_of(new)
     if old_tree != new_tree or old_leaves != new_leaves:

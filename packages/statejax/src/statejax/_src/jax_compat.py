@@ -90,12 +90,15 @@ _JIT_P_BIND = _jit_p_bind_supported()
 
 
 def bind_closed_jaxpr(closed: Any, args: Any, name: str) -> list[Any]:
-    """Stage ``closed`` into the current trace as one nested-jit equation.
+    """Stage ``closed`` into the current trace, as ``jax.jit`` would stage a traced function.
 
     What ``jax.jit`` would stage for a function already traced to ``closed``,
-    without evaluating its equations again (one equation instead of one per
-    primitive): the compiled stateful call's runner uses it so that the user's
-    function is traced once per signature, not twice. XLA inlines the call.
+    without evaluating its equations again: the compiled stateful call's runner
+    uses it so that the user's function is traced once per signature, not
+    twice. The call is marked ``inline``, so a staging trace copies the
+    equations in (no nested function in the lowered program: with thousands
+    of states, a nested call's operand lists made XLA's compile about 30%
+    slower).
     On a JAX whose jit primitive takes other parameters (before 0.10), the
     equations are evaluated into the trace instead (same program, traced
     once more).
@@ -115,6 +118,6 @@ def bind_closed_jaxpr(closed: Any, args: Any, name: str) -> list[Any]:
         ctx_mesh=_pjit.get_ctx_mesh(False),
         name=name,
         keep_unused=False,
-        inline=False,
+        inline=True,  # inlined into the enclosing trace: one flat program for XLA
         compiler_options_kvs=(),
     )
