@@ -89,6 +89,21 @@ def _jit_p_bind_supported() -> bool:
 _JIT_P_BIND = _jit_p_bind_supported()
 
 
+def _inline_early() -> Any:
+    """The ``inline`` parameter that makes a staging trace copy a jit's equations in.
+
+    ``True`` up to JAX 0.10; from JAX 0.11 the parameter is an ``Inline`` enum
+    (``JAX_EARLY`` inlines while staging, as ``True`` did).
+    """
+    from jax._src import api as _api
+
+    inline = getattr(_api, "Inline", None)
+    return True if inline is None else inline.JAX_EARLY
+
+
+_INLINE = _inline_early()
+
+
 def bind_closed_jaxpr(closed: Any, args: Any, name: str) -> list[Any]:
     """Stage ``closed`` into the current trace, as ``jax.jit`` would stage a traced function.
 
@@ -118,6 +133,6 @@ def bind_closed_jaxpr(closed: Any, args: Any, name: str) -> list[Any]:
         ctx_mesh=_pjit.get_ctx_mesh(False),
         name=name,
         keep_unused=False,
-        inline=True,  # inlined into the enclosing trace: one flat program for XLA
+        inline=_INLINE,  # copied into the enclosing trace: one flat program for XLA
         compiler_options_kvs=(),
     )
