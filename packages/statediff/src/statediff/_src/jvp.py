@@ -249,6 +249,8 @@ def jvp(
         return JVPTransform(target, gs, argnums, has_aux, check_states, name=_API, weak_states=weak)
 
     transform = cached(build, "jvp", fun, grad_states, settings)
+    if type(primals) is not tuple or type(tangents) is not tuple:
+        primals, tangents = tuple(primals), tuple(tangents)
     if DISABLE_JIT.value:  # under jax.disable_jit(): run the Python body, op by op
-        return transform._drive(tuple(primals), tuple(tangents), state_tangents)
-    return transform._driver._call(tuple(primals), tuple(tangents), state_tangents)
+        return transform._drive(primals, tangents, state_tangents)
+    return transform._driver._call(primals, tangents, state_tangents)
