@@ -7,7 +7,7 @@ from typing import Any
 
 import jax
 
-from .sparse.compute import sparse_transform
+from .sparse.compute import bind_owner, sparse_transform
 from .sparse.plan import check_sparsity
 from .transform import GradientTransform
 from .units_hook import route
@@ -103,7 +103,7 @@ def hessian(
     if routed is not None:
         return routed
     check_sparsity("statediff.hessian", sparsity, sparse_output)
-    return GradientTransform(
+    return bind_owner(GradientTransform(
         func,
         sparse_transform(
             "hessian",
@@ -122,4 +122,4 @@ def hessian(
         check_states=check_states,
         name="statediff.hessian",
         holomorphic=holomorphic,
-    )
+    ))

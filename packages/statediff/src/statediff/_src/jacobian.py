@@ -7,7 +7,7 @@ from typing import Any
 
 import jax
 
-from .sparse.compute import sparse_transform
+from .sparse.compute import bind_owner, sparse_transform
 from .sparse.plan import check_sparsity
 from .transform import GradientTransform
 from .units_hook import route
@@ -173,7 +173,7 @@ def jacfwd(
         return routed
     _check_chunk("statediff.jacfwd", chunk_size)
     check_sparsity("statediff.jacfwd", sparsity, sparse_output)
-    return GradientTransform(
+    return bind_owner(GradientTransform(
         func,
         sparse_transform(
             "jacfwd",
@@ -192,7 +192,7 @@ def jacfwd(
         check_states=check_states,
         name="statediff.jacfwd",
         holomorphic=holomorphic,
-    )
+    ))
 
 
 def jacrev(
@@ -266,7 +266,7 @@ def jacrev(
         return routed
     _check_chunk("statediff.jacrev", chunk_size)
     check_sparsity("statediff.jacrev", sparsity, sparse_output)
-    return GradientTransform(
+    return bind_owner(GradientTransform(
         func,
         sparse_transform(
             "jacrev",
@@ -286,7 +286,7 @@ def jacrev(
         name="statediff.jacrev",
         integer_inputs=allow_int,
         holomorphic=holomorphic,
-    )
+    ))
 
 
 def jacobian(
