@@ -74,7 +74,10 @@ def hessian(
         sparsity: None (dense), ``"auto"`` (detect the Hessian's pattern and
             star-colour it: one forward-over-reverse product per colour), or
             the (n x n) pattern over all differentiated input elements as a
-            boolean array or ``BCOO``. Scalar functions only (otherwise dense).
+            boolean array or ``BCOO``, or a pytree of per-block patterns in
+            the layout of the Hessian (as :func:`jacfwd`; each block is
+            joined with its mirror block). Scalar functions only (otherwise
+            dense).
         sparse_output: Return each block as a ``BCOO``.
 
     Returns:

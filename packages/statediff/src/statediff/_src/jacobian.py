@@ -127,8 +127,11 @@ def jacfwd(
         sparsity: None (dense), ``"auto"`` (detect the pattern from the
             traced jaxpr and colour it: one JVP per colour), or the pattern
             of the Jacobian's 2-D flattening (all output elements x all
-            differentiated input elements) as a boolean array or ``BCOO``.
-            See the guide page "Sparse Jacobians".
+            differentiated input elements) as a boolean array or ``BCOO``,
+            or a pytree of per-block patterns in the layout of the
+            derivative (each a boolean array or ``BCOO`` of the block's
+            shape or 2-D flattening, ``"auto"`` to detect that block, or
+            None for a dense block). See the guide page "Sparse Jacobians".
         sparse_output: Return each block as a
             ``jax.experimental.sparse.BCOO`` (implies ``sparsity="auto"``
             when ``sparsity`` is None).

@@ -16,7 +16,13 @@ import numpy as np
 import scipy.sparse as sp
 from jax.experimental import sparse as jsparse
 
-from .coloring import color_columns, recover_columns, star_color, symmetric_recovery
+from .coloring import (
+    color_columns,
+    is_valid_coloring,
+    recover_columns,
+    star_color,
+    symmetric_recovery,
+)
 
 __all__ = ["Plan", "SparsityInfo", "block_pattern", "check_sparsity", "is_block_tree",
            "is_pattern_leaf", "make_plan", "record", "recording", "user_pattern"]
@@ -167,6 +173,13 @@ class Plan:
         self.shape = shape
 
 
+def _checked(pattern: sp.csr_matrix, colors: np.ndarray) -> np.ndarray:
+    """The colouring if valid (checked, cheap), else one colour per column (dense)."""
+    if is_valid_coloring(pattern, colors):
+        return colors
+    return np.arange(pattern.shape[1], dtype=np.int32)  # pragma: no cover - never expected
+
+
 def make_plan(kind: str, pattern: sp.csr_matrix | None, source: str) -> Plan:
     """Colour a pattern and decide between the compressed and the dense path."""
     mode = MODES[kind]
@@ -174,11 +187,11 @@ def make_plan(kind: str, pattern: sp.csr_matrix | None, source: str) -> Plan:
         return Plan(mode, None, None, None, True, source, (0, 0))
     m, n = pattern.shape
     if mode == "forward":
-        colors = color_columns(pattern)
+        colors = _checked(pattern, color_columns(pattern))
         reads = recover_columns(pattern, colors)
         full = n
     elif mode == "reverse":
-        colors = color_columns(sp.csr_matrix(pattern.T))
+        colors = _checked(sp.csr_matrix(pattern.T), color_columns(sp.csr_matrix(pattern.T)))
         rows, cols, _, _ = recover_columns(pattern, np.zeros(n, np.int32))
         reads = (rows, cols, colors[rows].astype(np.int64), cols)
         full = m
