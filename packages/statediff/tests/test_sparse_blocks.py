@@ -239,3 +239,25 @@ def test_colouring_quality_random_network_and_band():
         np.concatenate([i, i[1:], i[:-1]]), np.concatenate([i, i[:-1], i[1:]]))),
         shape=(1000, 1000))
     assert int(color_columns(band).max()) + 1 == 3
+
+
+def test_per_block_units_and_chunks():
+    bu = pytest.importorskip("brainunit")
+    sdu = pytest.importorskip("statediff_units")
+    g = sg.ParamState(jnp.array([1.0, 2.0, 3.0]) * bu.mS, name="g")
+
+    def current(v):
+        return g.value * bu.math.roll(v, 1)
+
+    v = jnp.array([1.0, 2.0, 3.0]) * bu.mV
+    for api in ("jacfwd", "jacrev"):
+        want = getattr(sdu, api)(current, grad_states=g, argnums=0)(v)
+        shift = np.roll(np.eye(3, dtype=bool), 1, axis=0)
+        got = getattr(sdu, api)(current, grad_states=g, argnums=0, chunk_size=1,
+                                sparsity=("auto", shift))(v)
+        for a, b in zip(got, want, strict=True):
+            assert a.unit == b.unit
+            np.testing.assert_allclose(np.asarray(a.mantissa), np.asarray(b.mantissa))
+    # plain JAX on the unit-free function: d(g * roll(v, 1)) / dv
+    ref = jax.jacfwd(lambda x: jnp.array([1.0, 2.0, 3.0]) * jnp.roll(x, 1))(jnp.ones(3))
+    np.testing.assert_allclose(np.asarray(got[1].mantissa), np.asarray(ref))
