@@ -7,7 +7,7 @@ from typing import Any
 
 import jax
 
-from .sparse.compute import sparse_transform
+from .sparse.compute import bind_owner, sparse_transform
 from .sparse.plan import check_sparsity
 from .transform import GradientTransform
 from .units_hook import route
@@ -74,7 +74,10 @@ def hessian(
         sparsity: None (dense), ``"auto"`` (detect the Hessian's pattern and
             star-colour it: one forward-over-reverse product per colour), or
             the (n x n) pattern over all differentiated input elements as a
-            boolean array or ``BCOO``. Scalar functions only (otherwise dense).
+            boolean array or ``BCOO``, or a pytree of per-block patterns in
+            the layout of the Hessian (as :func:`jacfwd`; each block is
+            joined with its mirror block). Scalar functions only (otherwise
+            dense).
         sparse_output: Return each block as a ``BCOO``.
 
     Returns:
@@ -103,7 +106,7 @@ def hessian(
     if routed is not None:
         return routed
     check_sparsity("statediff.hessian", sparsity, sparse_output)
-    return GradientTransform(
+    return bind_owner(GradientTransform(
         func,
         sparse_transform(
             "hessian",
@@ -122,4 +125,4 @@ def hessian(
         check_states=check_states,
         name="statediff.hessian",
         holomorphic=holomorphic,
-    )
+    ))

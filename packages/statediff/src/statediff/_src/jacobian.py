@@ -7,7 +7,7 @@ from typing import Any
 
 import jax
 
-from .sparse.compute import sparse_transform
+from .sparse.compute import bind_owner, sparse_transform
 from .sparse.plan import check_sparsity
 from .transform import GradientTransform
 from .units_hook import route
@@ -127,8 +127,11 @@ def jacfwd(
         sparsity: None (dense), ``"auto"`` (detect the pattern from the
             traced jaxpr and colour it: one JVP per colour), or the pattern
             of the Jacobian's 2-D flattening (all output elements x all
-            differentiated input elements) as a boolean array or ``BCOO``.
-            See the guide page "Sparse Jacobians".
+            differentiated input elements) as a boolean array or ``BCOO``,
+            or a pytree of per-block patterns in the layout of the
+            derivative (each a boolean array or ``BCOO`` of the block's
+            shape or 2-D flattening, ``"auto"`` to detect that block, or
+            None for a dense block). See the guide page "Sparse Jacobians".
         sparse_output: Return each block as a
             ``jax.experimental.sparse.BCOO`` (implies ``sparsity="auto"``
             when ``sparsity`` is None).
@@ -173,7 +176,7 @@ def jacfwd(
         return routed
     _check_chunk("statediff.jacfwd", chunk_size)
     check_sparsity("statediff.jacfwd", sparsity, sparse_output)
-    return GradientTransform(
+    return bind_owner(GradientTransform(
         func,
         sparse_transform(
             "jacfwd",
@@ -192,7 +195,7 @@ def jacfwd(
         check_states=check_states,
         name="statediff.jacfwd",
         holomorphic=holomorphic,
-    )
+    ))
 
 
 def jacrev(
@@ -266,7 +269,7 @@ def jacrev(
         return routed
     _check_chunk("statediff.jacrev", chunk_size)
     check_sparsity("statediff.jacrev", sparsity, sparse_output)
-    return GradientTransform(
+    return bind_owner(GradientTransform(
         func,
         sparse_transform(
             "jacrev",
@@ -286,7 +289,7 @@ def jacrev(
         name="statediff.jacrev",
         integer_inputs=allow_int,
         holomorphic=holomorphic,
-    )
+    ))
 
 
 def jacobian(

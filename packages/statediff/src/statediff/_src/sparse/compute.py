@@ -20,9 +20,18 @@ from jax.experimental import sparse as jsparse
 
 from ..jax_compat import convert_keeping_weak_type
 from .detect import TooLarge, jacobian_pattern, sparse_dense_warning
-from .plan import Plan, is_recording, make_plan, record, user_pattern
+from .plan import (
+    Plan,
+    block_pattern,
+    is_block_tree,
+    is_pattern_leaf,
+    is_recording,
+    make_plan,
+    record,
+    user_pattern,
+)
 
-__all__ = ["sparse_transform"]
+__all__ = ["bind_owner", "sparse_transform"]
 
 
 def _dyn(args: tuple[Any, ...], argnums: Any) -> tuple[Any, Callable[[Any], tuple[Any, ...]]]:
@@ -283,11 +292,7 @@ def _match(d: Any, expected: Any) -> Any:
     return jax.tree.unflatten(tree, out)
 
 
-def _pattern(kind: str, call: _Call, sparsity: Any, api: str) -> sp.csr_matrix | None:
-    m = sum(_sizes([jax.typeof(y) for y in call.y_leaves]))
-    n = sum(_sizes(call.in_avals))
-    if not (isinstance(sparsity, str) and sparsity == "auto") and sparsity is not None:
-        return user_pattern(api, sparsity, n if kind == "hessian" else m, n)
+def _detect(kind: str, call: _Call) -> sp.csr_matrix | None:
     sds = [_sds(x) for x in call.leaves]
     fn = call.grad_only if kind == "hessian" else call.y_only
     try:
@@ -296,6 +301,79 @@ def _pattern(kind: str, call: _Call, sparsity: Any, api: str) -> sp.csr_matrix |
         sparse_dense_warning(str(err), "detection is too costly for")
         return None
     return pattern
+
+
+def _user_layout(kind: str, call: _Call, owner: Any, d: Any) -> Any:
+    """The derivative part of what the stateful call returns, for JAX's layout ``d``."""
+    if owner is None:
+        return d
+    from ..transform import GradientTransform
+
+    y = jax.tree.unflatten(call.out_tree, [0] * call.out_tree.num_leaves)
+    res = GradientTransform._assemble(owner, d, y, None)
+    return res[0] if (owner.has_aux or owner.return_value) else res
+
+
+def _block_tree_pattern(kind: str, call: _Call, spec: Any, api: str, owner: Any
+                        ) -> tuple[sp.csr_matrix | None, str]:
+    """The whole pattern from a pytree of per-block patterns (None, 'auto', array, BCOO)."""
+    r_av, c_av, _ = _layout(kind, call)
+    rs, cs = np.cumsum([0, *_sizes(r_av)]), np.cumsum([0, *_sizes(c_av)])
+    shapes = _shapes(kind, call)
+    nb = len(c_av)
+    ids = [[a * nb + b for b in range(nb)] for a in range(len(r_av))]
+    layout = _user_layout(kind, call, owner, _assemble(kind, call, ids))
+    flat, treedef = jax.tree_util.tree_flatten_with_path(layout)
+    try:
+        entries = treedef.flatten_up_to(spec)
+    except (ValueError, TypeError) as err:
+        want = jax.tree.unflatten(treedef, [f"<block {shapes[i // nb][i % nb]}>" for _, i in flat])
+        got = jax.tree.map(lambda x: x if x is None or isinstance(x, str) else (
+            f"<pattern {tuple(x.shape)}>" if hasattr(x, "shape") else f"<{type(x).__name__}>"),
+            spec, is_leaf=is_pattern_leaf)
+        raise ValueError(
+            f"{api}: sparsity= is a pytree of per-block patterns, so it must have the "
+            f"layout of the derivative the call returns: {want} (one entry per block, of the "
+            f"block's shape); got {got}. Fix: give one entry per block (None for a dense "
+            "block, 'auto' to detect it, or a boolean array / BCOO of the block's shape), "
+            "or a single pattern of the whole Jacobian's 2-D flattening."
+        ) from err
+    m, n = int(rs[-1]), int(cs[-1])
+    blocks: dict[int, sp.csr_matrix] = {}
+    auto = []
+    for (path, i), entry in zip(flat, entries, strict=True):
+        a, b = divmod(i, nb)
+        r, c = int(rs[a + 1] - rs[a]), int(cs[b + 1] - cs[b])
+        if entry is None:
+            blocks[i] = sp.csr_matrix(np.ones((r, c), bool))
+        elif isinstance(entry, str):
+            auto.append(i)
+        else:
+            where = f"sparsity{jax.tree_util.keystr(path)}"
+            blocks[i] = block_pattern(api, where, entry, shapes[a][b], r, c)
+    whole = _detect(kind, call) if auto else None
+    for i in auto:
+        a, b = divmod(i, nb)
+        blocks[i] = (sp.csr_matrix(whole[rs[a]:rs[a + 1], cs[b]:cs[b + 1]]) if whole is not None
+                     else sp.csr_matrix(np.ones((int(rs[a + 1] - rs[a]),
+                                                 int(cs[b + 1] - cs[b])), bool)))
+    grid = [[blocks[a * nb + b] for b in range(nb)] for a in range(len(r_av))]
+    pattern = sp.csr_matrix(sp.bmat(grid, format="csr"), dtype=bool) if m and n else \
+        sp.csr_matrix((m, n), dtype=bool)
+    source = "auto" if len(auto) == len(flat) else ("user" if not auto else "mixed")
+    return pattern, source
+
+
+def _pattern(kind: str, call: _Call, sparsity: Any, api: str, owner: Any = None
+             ) -> tuple[sp.csr_matrix | None, str]:
+    """The (m x n) pattern (None: dense) and where it came from."""
+    m = sum(_sizes([jax.typeof(y) for y in call.y_leaves]))
+    n = sum(_sizes(call.in_avals))
+    if sparsity is None or isinstance(sparsity, str):
+        return _detect(kind, call), "auto"
+    if is_block_tree(sparsity):
+        return _block_tree_pattern(kind, call, sparsity, api, owner)
+    return user_pattern(api, sparsity, n if kind == "hessian" else m, n), "user"
 
 
 def _supported(kind: str, call: _Call) -> bool:
@@ -319,6 +397,8 @@ def sparse_transform(kind: str, dense_transform: Callable[..., Any], sparsity: A
     """
     from .report import make_info
 
+    owner: list[Any] = [None]  # the GradientTransform, for the layout of per-block patterns
+
     def transform(fun: Callable[..., Any], argnums: Any, has_aux: bool) -> Callable[..., Any]:
         dense = dense_transform(fun, argnums=argnums, has_aux=has_aux)
 
@@ -329,9 +409,7 @@ def sparse_transform(kind: str, dense_transform: Callable[..., Any], sparsity: A
             call = _Call(fun, argnums, has_aux, args)
             if not _supported(kind, call):
                 return dense(*args)
-            auto = want is None or isinstance(want, str)
-            plan = make_plan(kind, _pattern(kind, call, "auto" if auto else want, api),
-                             "auto" if auto else "user")
+            plan = make_plan(kind, *_pattern(kind, call, want, api, owner[0]))
             record(make_info(plan, block_infos(kind, call, plan), call.out_tree))
             if want is None:
                 return dense(*args)
@@ -349,4 +427,13 @@ def sparse_transform(kind: str, dense_transform: Callable[..., Any], sparsity: A
 
         return run
 
+    transform._sparse_owner = owner  # type: ignore[attr-defined]
     return transform
+
+
+def bind_owner(gt: Any) -> Any:
+    """Tell ``gt``'s sparse transform its layout (for per-block patterns); returns ``gt``."""
+    box = getattr(gt.transform, "_sparse_owner", None)
+    if box is not None:
+        box[0] = gt
+    return gt
