@@ -87,6 +87,10 @@ def _jit_p_bind_supported() -> bool:
 
 
 _JIT_P_BIND = _jit_p_bind_supported()
+# ``inline=False`` as the jit primitive's parameter: a bool up to JAX 0.11, a ``jax.Inline``
+# member from JAX 0.12 (``jax.jit(inline=False)`` is canonicalized to ``Inline.AUTO``).
+_canonicalize_inline = getattr(_pjit, "_canonicalize_inline", None)
+_NO_INLINE = False if _canonicalize_inline is None else _canonicalize_inline(False)
 
 
 def bind_closed_jaxpr(closed: Any, args: Any, name: str) -> list[Any]:
@@ -115,6 +119,6 @@ def bind_closed_jaxpr(closed: Any, args: Any, name: str) -> list[Any]:
         ctx_mesh=_pjit.get_ctx_mesh(False),
         name=name,
         keep_unused=False,
-        inline=False,
+        inline=_NO_INLINE,
         compiler_options_kvs=(),
     )
