@@ -119,6 +119,49 @@ def test_one_project_name() -> None:
     assert "title:" in (ROOT / "CITATION.cff").read_text()
 
 
+REPOSITORY = f"https://github.com/{PROJECT}/{PROJECT}"
+# Every address of the project, in any tracked text file, is one of these (or under them).
+PROJECT_ADDRESSES = (REPOSITORY, f"https://{PROJECT}.readthedocs.io")
+
+
+def _tracked_text_files() -> list[Path]:
+    out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        pytest.skip("not a git checkout")
+    suffixes = {".md", ".py", ".toml", ".yaml", ".yml", ".cff", ".txt", ".cfg"}
+    return [ROOT / n for n in out.stdout.splitlines() if Path(n).suffix in suffixes]
+
+
+def test_one_project_address_everywhere() -> None:
+    """README, docs, metadata, citation and error links name the project at one address."""
+    address = re.compile(rf"https?://[\w.-]*{PROJECT}[\w./#-]*", re.I)
+    wrong = []
+    for path in _tracked_text_files():
+        if not path.is_file():
+            continue
+        for match in address.finditer(path.read_text(encoding="utf-8", errors="replace")):
+            url = match.group(0)
+            if not url.startswith(PROJECT_ADDRESSES):
+                wrong.append(f"{path.relative_to(ROOT)}: {url}")
+    assert not wrong, (
+        "project addresses other than "
+        + " / ".join(PROJECT_ADDRESSES)
+        + (":\n  " + "\n  ".join(wrong))
+    )
+    for pkg in PACKAGES:
+        urls = _project(pkg)["urls"]
+        assert urls["Repository"] == REPOSITORY and urls["Homepage"] == REPOSITORY, pkg.name
+    conf = (ROOT / "docs" / "conf.py").read_text()
+    assert f'"repository_url": "{REPOSITORY}"' in conf
+
+
+def test_docs_say_the_packages_are_not_on_pypi_yet() -> None:
+    readme = (ROOT / "README.md").read_text()
+    install = (ROOT / "docs" / "guide" / "install.md").read_text()
+    assert "not on PyPI yet" in readme
+    assert "not on PyPI" in install
+
+
 def test_changelog_and_citation() -> None:
     changelog = (ROOT / "CHANGELOG.md").read_text()
     assert "Keep a Changelog" in changelog and "## [Unreleased]" in changelog
@@ -156,9 +199,7 @@ def test_an_old_jax_gives_a_clear_import_error(name: str) -> None:
         "else:\n"
         "    print('imported')\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
-    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     floor = _noxfile_constant("JAX_FLOOR")
     assert proc.stdout.startswith("ImportError:"), proc.stdout

@@ -171,7 +171,7 @@ def jvp(
     state_tangents: Any = None,
     unit_aware: bool = False,
     check_states: bool = True,
-) -> Any:
+) -> tuple[Any, ...]:
     """Stateful counterpart of ``jax.jvp``: run ``fun`` now and push tangents forward.
 
     Evaluates ``fun(*primals)`` (which may read and write States) and returns

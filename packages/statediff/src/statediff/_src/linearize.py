@@ -134,7 +134,7 @@ def linearize(
     grad_states: Any = None,
     unit_aware: bool = False,
     check_states: bool = True,
-) -> Any:
+) -> tuple[Any, ...]:
     """Stateful counterpart of ``jax.linearize``: run ``fun`` now and return its linear map.
 
     Evaluates ``fun(*primals)`` (which may read and write States) and returns

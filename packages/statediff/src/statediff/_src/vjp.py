@@ -174,7 +174,7 @@ def vjp(
     has_aux: bool = False,
     unit_aware: bool = False,
     check_states: bool = True,
-) -> Any:
+) -> tuple[Any, ...]:
     """Stateful counterpart of ``jax.vjp``: run ``fun`` now and return its pullback.
 
     Evaluates ``fun(*primals)`` (which may read and write States) and returns

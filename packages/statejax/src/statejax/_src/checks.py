@@ -218,7 +218,9 @@ def _checkify_driver(fun: Callable[..., Any], errors: frozenset) -> StatefulFunc
     return StatefulFunction(driver, api="statejax.checkify")
 
 
-def checkify(fun: Callable[..., Any], errors: Any = user_checks) -> Any:
+def checkify(
+    fun: Callable[..., Any], errors: Any = user_checks
+) -> Callable[..., tuple[_cfy.Error, Any]]:
     """State-aware ``jax.experimental.checkify.checkify``.
 
     The returned function runs ``fun`` with the checks in ``errors``

@@ -19,7 +19,9 @@ def _check_name(api: str, name: Any) -> None:
         raise TypeError(f"{api}: name must be a non-empty str, got {type(name).__name__} {name!r}.")
 
 
-def named_call(fun: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
+def named_call(
+    fun: Callable[..., Any] | None = None, *, name: str | None = None
+) -> Callable[..., Any]:
     """Run ``fun`` inside ``jax.named_scope(name)``: its operations carry the name.
 
     As ``brainstate.transform.named_call``: no compilation, only naming, so it

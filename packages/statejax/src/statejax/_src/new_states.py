@@ -66,7 +66,7 @@ def vmap_new_states(
     state_to_exclude: Any = None,
     in_states: Any = None,
     out_states: Any = None,
-) -> Any:
+) -> Callable[..., Any]:
     """Map ``fun`` so that the states it *creates* get a leading batch axis.
 
     As ``brainstate.transform.vmap_new_states``: the standard way to build a

@@ -41,7 +41,7 @@ def _unbatch_rule(axis_size: int, in_batched: list[bool], x: Any) -> tuple[Any, 
 _REDUCERS = {op: _reducer(op) for op in ("any", "all", "max")}
 
 
-def unvmap(x: Any, op: str = "any") -> Any:
+def unvmap(x: Any, op: str = "any") -> jax.Array:
     """Combine a value across all lanes of the enclosing ``vmap`` transforms.
 
     As ``brainstate.transform.unvmap``: inside ``vmap`` (``sj.vmap`` or

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..jax_compat import multinomial_shape
 from . import special
 from .draws import Size, _arr, _f, _i, _shape
 from .examples import add_examples
@@ -139,7 +140,7 @@ class DiscreteDraws:
     ) -> jax.Array:
         """Counts of ``n`` draws among the categories of ``pvals`` (last axis)."""
         pvals = jnp.asarray(pvals)
-        shape = None if size is None else _shape(size) + pvals.shape[-1:]
+        shape = None if size is None else multinomial_shape(_shape(size), pvals.shape[-1])
         return jax.random.multinomial(self._next_key(key), n, pvals, shape=shape, dtype=_f(dtype))
 
     def zipf(self, a: Any, size: Size = None, key: Any = None, dtype: Any = None) -> jax.Array:
