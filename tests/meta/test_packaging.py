@@ -91,10 +91,12 @@ def test_python_classifiers_match_the_ci_matrix() -> None:
 
 def test_one_jax_floor_everywhere() -> None:
     floor = _noxfile_constant("JAX_FLOOR")
+    ceiling = _noxfile_constant("JAX_CEILING")
     as_tuple = tuple(int(x) for x in floor.split("."))
     for pkg in PACKAGES:
         jax = [d for d in _project(pkg)["dependencies"] if re.match(r"jax\b(?!lib)", d)]
-        assert [re.sub(r"\s+", "", d.split(";")[0]) for d in jax] == [f"jax>={floor}"], (
+        declared = [re.sub(r"\s+", "", d.split(";")[0]) for d in jax]
+        assert declared == [f"jax>={floor},<{ceiling}"], (
             f"{pkg.name} declares {jax}, the floor session tests jax=={floor}"
         )
         assert _floor_in(pkg) == as_tuple, f"{pkg.name}: _src/jax_version.py JAX_FLOOR"
