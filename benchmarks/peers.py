@@ -1241,8 +1241,21 @@ def write_markdown(
                 cells.append(f"{first_call_s[job][s]:.2f} s, {checks[job][s]}")
         lines.append(f"| {title(job)} | " + " | ".join(cells) + " |")
     lines.append("")
-    path.write_text("\n".join(lines))
+    path.write_text("\n".join(lines) + _other_sections(path))
     return path
+
+
+# Sections of RESULTS.md written by other benchmarks (bench_sparse.py, ...): kept as they are.
+OTHER_SECTIONS = ("## Sparse Jacobians",)
+
+
+def _other_sections(path: Path) -> str:
+    """The sections of the existing ``path`` that other benchmarks own, from the first on."""
+    if not path.exists():
+        return ""
+    text = path.read_text()
+    starts = [i for i in (text.find("\n" + h) for h in OTHER_SECTIONS) if i >= 0]
+    return text[min(starts) :] if starts else ""
 
 
 if __name__ == "__main__":
