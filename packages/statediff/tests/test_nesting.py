@@ -159,3 +159,26 @@ def test_jacfwd_over_scan():
         assert_tree_close(transformed(X0), expected)
         np.testing.assert_allclose(h.value, h_final, rtol=1e-5)
         h0 = h_final
+
+
+def test_grad_over_vmap_of_a_per_lane_state_that_is_written() -> None:
+    """sd.grad of a loss that runs sj.vmap(in_states=h) writing h: h ends batched, not per lane."""
+    w = sg.ParamState(jnp.array([0.5, -1.0, 2.0]), name="w")
+    h = sg.HiddenState(jnp.zeros((4, 3)), name="h")
+    xs = jnp.arange(12.0).reshape(4, 3) / 10
+
+    def lane(x):
+        h.value = jnp.tanh(w.value * x + h.value)
+        return jnp.sum(h.value)
+
+    def loss(xs):
+        return jnp.mean(sj.vmap(lane, in_states=h)(xs))
+
+    def pure(w, h0, xs):
+        new = jnp.tanh(w * xs + h0)
+        return jnp.mean(jnp.sum(new, axis=1)), new
+
+    (ref_loss, ref_h), ref_g = jax.value_and_grad(pure, has_aux=True)(w.value, h.value, xs)
+    g = sj.jit(sd.grad(loss, grad_states=w))(xs)
+    np.testing.assert_allclose(g, ref_g, rtol=1e-6)
+    np.testing.assert_allclose(h.value, ref_h, rtol=1e-6)

@@ -83,6 +83,16 @@ class PrivateTrace(StateTrace):
     def _on_create(self, state: State) -> None:
         self._created.append(state)
 
+    def _on_read(self, state: State) -> None:
+        # Remember what this thread saw on the first touch, reads included: code
+        # inside may show a state other values for a while (statejax.vmap's
+        # per-lane values) and write it then; what is put back on exit is the
+        # value from before that (an enclosing LiftTrace's lifted tracer, or none).
+        key = id(state)
+        if key not in self._originals:
+            self._originals[key] = context.LOCAL.view.get(key)
+        super()._on_read(state)
+
     def _on_write(self, state: State) -> None:
         key = id(state)
         if key not in self._originals:
