@@ -533,9 +533,14 @@ def _check_metadata(metadata: str, has_license_file: bool) -> list[str]:
         for want in wanted:
             if not any(v == want or v.startswith(f"{want},") for v in values):
                 problems.append(f"METADATA {key} lacks {want!r} (has {values})")
-    jax = [r for r in fields.get("Requires-Dist", []) if r.split(">")[0].split("=")[0] == "jax"]
+    # "jax<0.11,>=0.6.2" (the specifiers in any order), not jaxlib or jax[cuda]
+    jax = [
+        r
+        for r in fields.get("Requires-Dist", [])
+        if r.startswith("jax") and r[3:4] in ("<", ">", "=", "!", "~", " ")
+    ]
     wanted = {f">={JAX_FLOOR}", f"<{JAX_CEILING}"}
-    if len(jax) != 1 or set(jax[0][3:].replace(" ", "").split(",")) != wanted:
+    if len(jax) != 1 or set(jax[0][3:].split(";")[0].replace(" ", "").split(",")) != wanted:
         problems.append(
             f"METADATA requires {jax or 'no jax'}, not jax>={JAX_FLOOR},<{JAX_CEILING} "
             "(JAX_FLOOR, JAX_CEILING)"
