@@ -14,7 +14,7 @@ from .state import State, poison
 from .structure import has_tracer
 from .trace import StateTrace
 
-__all__ = ["LiftTrace"]
+__all__ = ["LiftTrace", "restore_and_close"]
 
 
 def _new_arg(jax_trace: Any, leaf: Any) -> Any:
@@ -143,21 +143,7 @@ class LiftTrace(StateTrace):
         return self.output_values
 
     def _restore(self) -> None:
-        try:
-            view = context.LOCAL.view
-            for key, before in self._originals.items():
-                if before is None:
-                    view.pop(key, None)
-                else:
-                    view[key] = before
-            for state in self._created:
-                if has_tracer(state._value):
-                    poison(state)
-        finally:
-            context.ACTIVE.add(-1)
-            if self in context.LOCAL.catchers:
-                context.LOCAL.catchers.remove(self)
-            self._close()
+        restore_and_close(self, self._originals, self._created)
 
     def __exit__(
         self,
@@ -169,3 +155,29 @@ class LiftTrace(StateTrace):
             self.finish()
         elif self._open:
             self._restore()
+
+
+def restore_and_close(
+    trace: StateTrace, originals: dict[int, tuple[State, Any] | None], created: list[State]
+) -> None:
+    """Close a trace that kept private values: put back this thread's view, poison leaks.
+
+    ``originals`` maps each touched state's id to what this thread saw before the
+    trace touched it (``None``: the shared value); a state created inside that
+    holds a tracer is poisoned. The trace is removed from the catchers and closed.
+    """
+    try:
+        view = context.LOCAL.view
+        for key, before in originals.items():
+            if before is None:
+                view.pop(key, None)
+            else:
+                view[key] = before
+        for state in created:
+            if has_tracer(state._value):
+                poison(state)
+    finally:
+        context.ACTIVE.add(-1)
+        if trace in context.LOCAL.catchers:
+            context.LOCAL.catchers.remove(trace)
+        trace._close()

@@ -9,8 +9,8 @@ from typing import Any
 from . import context
 from .access import visible
 from .jax_compat import current_jax_trace
-from .state import State, poison
-from .structure import has_tracer
+from .lift import restore_and_close
+from .state import State
 from .trace import StateTrace
 
 __all__ = ["PrivateTrace"]
@@ -109,18 +109,4 @@ class PrivateTrace(StateTrace):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        try:
-            view = context.LOCAL.view
-            for key, before in self._originals.items():
-                if before is None:
-                    view.pop(key, None)
-                else:
-                    view[key] = before
-            for state in self._created:
-                if has_tracer(state._value):
-                    poison(state)
-        finally:
-            context.ACTIVE.add(-1)
-            if self in context.LOCAL.catchers:
-                context.LOCAL.catchers.remove(self)
-            self._close()
+        restore_and_close(self, self._originals, self._created)
