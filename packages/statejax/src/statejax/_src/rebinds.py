@@ -53,6 +53,10 @@ from .weakcache import WeakCallable
 
 __all__ = ["Bindings", "check_stale_states", "checking", "find_bindings", "revalidate"]
 
+#: Modules whose globals are never roots: this stack's own and JAX's (their module-level
+#: caches would make every trace walk every cached entry, and they hold no user state).
+_LIBRARY_PREFIXES = ("stategraph.", "statejax.", "statediff.", "statediff_units.", "jax.", "jaxlib.")
+
 _MODE_LOCK = threading.Lock()
 _ENABLED = [0]  # how many check_stale_states(True) are in force (process-wide)
 
@@ -99,6 +103,8 @@ def _roots(fun: Any, out: list[Any], seen: set[int], depth: int = 0) -> None:
                 continue
             _add_obj(value, out, seen, depth)
         globs = fun.__globals__
+        if str(globs.get("__name__", "")).startswith(_LIBRARY_PREFIXES):
+            return  # library code: its closure cells (walked above) lead to the user's code
         for name in fun.__code__.co_names:
             value = globs.get(name)
             if value is None or isinstance(value, _SKIP):
