@@ -182,7 +182,6 @@ def test_live_arrays_return_to_the_baseline_after_rebuilds():
     assert len(jax.live_arrays()) <= baseline + 4
 
 
-
 def test_tracing_walks_no_library_global():
     """A trace's rebind roots are the user's objects, never the stack's or JAX's module globals.
 

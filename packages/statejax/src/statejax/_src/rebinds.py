@@ -55,7 +55,14 @@ __all__ = ["Bindings", "check_stale_states", "checking", "find_bindings", "reval
 
 #: Modules whose globals are never roots: this stack's own and JAX's (their module-level
 #: caches would make every trace walk every cached entry, and they hold no user state).
-_LIBRARY_PREFIXES = ("stategraph.", "statejax.", "statediff.", "statediff_units.", "jax.", "jaxlib.")
+_LIBRARY_PREFIXES = (
+    "stategraph.",
+    "statejax.",
+    "statediff.",
+    "statediff_units.",
+    "jax.",
+    "jaxlib.",
+)
 
 _MODE_LOCK = threading.Lock()
 _ENABLED = [0]  # how many check_stale_states(True) are in force (process-wide)
