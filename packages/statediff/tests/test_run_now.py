@@ -214,6 +214,34 @@ def test_cache_of_bound_methods_holds_the_object_weakly():
     assert ref() is None and weak_cache.size() == 0
 
 
+def test_cache_keys_containers_by_their_states():
+    """A dict / list / nested container of grad_states hits one entry; another state misses."""
+    weak_cache.clear()
+    a = sg.ParamState(jnp.ones(2), name="a")
+    b = sg.ParamState(jnp.full(2, 2.0), name="b")
+
+    def f(x):
+        return (a.value * b.value * x).sum()
+
+    forms = [{"a": a, "b": b}, [a, b], (a, b), {"g": {"a": a}, "b": [b]}]
+    for gs in forms:
+        for _ in range(3):
+            _, fn = sd.vjp(f, 3.0, grad_states=gs, argnums=None)
+        ga, gb = jax.grad(lambda av, bv: (av * bv * 3.0).sum(), argnums=(0, 1))(a.value, b.value)
+        want = {id(a): ga, id(b): gb}
+        order = jax.tree.leaves(gs, is_leaf=lambda v: isinstance(v, sg.State))
+        assert_tree_close(jax.tree.leaves(fn(1.0)), [want[id(s)] for s in order])
+    assert weak_cache.size() == len(forms)
+    # The same container object holding another state (mutated in place) is another entry.
+    c = sg.ParamState(jnp.full(2, 5.0), name="c")
+    gs = {"a": a, "b": b}
+    sd.vjp(f, 3.0, grad_states=gs, argnums=None)
+    gs["b"] = c
+    with pytest.raises(ValueError, match="never reads or writes"):
+        sd.vjp(f, 3.0, grad_states=gs, argnums=None)
+    assert a.value.shape == (2,) and not isinstance(b.value, jax.core.Tracer)
+
+
 def test_cache_is_bounded(monkeypatch):
     weak_cache.clear()
     monkeypatch.setattr(weak_cache, "MAX_ENTRIES", 4)

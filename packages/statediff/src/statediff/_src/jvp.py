@@ -137,6 +137,11 @@ class JVPTransform(DiffTransform):
 _API = "statediff.jvp"
 
 
+def _build(target: Any, gs: Any, weak: bool, settings: tuple[Any, bool, bool]) -> JVPTransform:
+    """Build the cached transform of the run-now :func:`jvp`."""
+    return JVPTransform(target, gs, *settings, name=_API, weak_states=weak)
+
+
 def all_positions(grad_states: Any, n: int) -> tuple[int, ...] | None:
     """The builder ``argnums`` that differentiates every one of ``n`` positional arguments."""
     if grad_states is None or n == 0:
@@ -245,10 +250,7 @@ def jvp(
         return made(tuple(primals), tuple(tangents), state_tangents)
     settings = (argnums, bool(has_aux), bool(check_states))
 
-    def build(target: Any, gs: Any, weak: bool) -> JVPTransform:
-        return JVPTransform(target, gs, argnums, has_aux, check_states, name=_API, weak_states=weak)
-
-    transform = cached(build, "jvp", fun, grad_states, settings)
+    transform = cached(_build, "jvp", fun, grad_states, settings)
     if type(primals) is not tuple or type(tangents) is not tuple:
         primals, tangents = tuple(primals), tuple(tangents)
     if DISABLE_JIT.value:  # under jax.disable_jit(): run the Python body, op by op

@@ -127,6 +127,13 @@ class LinearizeTransform(DiffTransform):
 _API = "statediff.linearize"
 
 
+def _build(
+    target: Any, gs: Any, weak: bool, settings: tuple[Any, bool, bool]
+) -> LinearizeTransform:
+    """Build the cached transform of the run-now :func:`linearize`."""
+    return LinearizeTransform(target, gs, *settings, name=_API, weak_states=weak)
+
+
 def linearize(
     fun: Callable[..., Any],
     *primals: Any,
@@ -199,12 +206,7 @@ def linearize(
         return made(*primals)
     settings = (argnums, bool(has_aux), bool(check_states))
 
-    def build(target: Any, gs: Any, weak: bool) -> LinearizeTransform:
-        return LinearizeTransform(
-            target, gs, argnums, has_aux, check_states, name=_API, weak_states=weak
-        )
-
-    transform = cached(build, "linearize", fun, grad_states, settings)
+    transform = cached(_build, "linearize", fun, grad_states, settings)
     if DISABLE_JIT.value:  # under jax.disable_jit(): run the Python body, op by op
         return transform._drive(*primals)
     return transform._driver._call(*primals)

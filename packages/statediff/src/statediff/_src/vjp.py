@@ -143,6 +143,11 @@ class VJPTransform(DiffTransform):
 _API = "statediff.vjp"
 
 
+def _build(target: Any, gs: Any, weak: bool, settings: tuple[Any, bool, bool]) -> VJPTransform:
+    """Build the cached transform of the run-now :func:`vjp`."""
+    return VJPTransform(target, gs, *settings, name=_API, weak_states=weak)
+
+
 def _vjp_argnums(argnums: Any, n: int) -> Any:
     """Brainstate's rule: ``None`` or no primals -> states only; negatives count from the end."""
     if argnums is None or n == 0:
@@ -255,10 +260,7 @@ def vjp(
         return made(*primals)
     settings = (eff, bool(has_aux), bool(check_states))
 
-    def build(target: Any, gs: Any, weak: bool) -> VJPTransform:
-        return VJPTransform(target, gs, eff, has_aux, check_states, name=_API, weak_states=weak)
-
-    transform = cached(build, "vjp", fun, grad_states, settings)
+    transform = cached(_build, "vjp", fun, grad_states, settings)
     if DISABLE_JIT.value:  # under jax.disable_jit(): run the Python body, op by op
         return transform._drive(*primals)
     return transform._driver._call(*primals)

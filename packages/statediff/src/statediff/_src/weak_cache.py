@@ -97,14 +97,14 @@ def _states_key(grad_states: Any) -> tuple[Any, list[State]] | None:
 def cached(
     build: Callable[..., Any], kind: str, fun: Any, grad_states: Any, options: tuple[Any, ...]
 ) -> Any:
-    """Return the transform ``build(target, grad_states, weak=...)`` for these settings.
+    """Return the transform ``build(target, grad_states, weak, options)`` for these settings.
 
     A hit costs one key and one dictionary lookup (the run-now calls are on
     the hot path of an eager loop); a miss builds and stores the transform.
 
     Args:
-        build: ``build(target, grad_states, weak)`` makes the transform; with
-            ``weak=True`` it must hold ``grad_states`` weakly.
+        build: ``build(target, grad_states, weak, options)`` makes the
+            transform; with ``weak=True`` it must hold ``grad_states`` weakly.
         kind: Which transform (part of the key).
         fun: The user's function.
         grad_states: The user's ``grad_states``.
@@ -113,40 +113,51 @@ def cached(
     # The key names the function by identity (a bound method by its object and
     # function: a new method object is made on every attribute access) and the
     # states by identity; an entry dies with any of them, so an identity in a
-    # live key always denotes the same object.
+    # live key always denotes the same object. The key of the common containers
+    # (a dict, list or tuple of States, one State) is made without checking
+    # their entries: an entry is stored under such a key only when every entry
+    # is a State (see _miss), so a hit can only be a call with those states.
     if type(fun) is types.MethodType:
         fun_key: Any = (id(fun.__self__), id(fun.__func__))
     else:
         fun_key = id(fun)
+    gs_type = type(grad_states)
     if grad_states is None:
         states_key: Any = ()
-    elif isinstance(grad_states, State):
-        states_key = id(grad_states)
+    elif gs_type is dict:
+        states_key = (tuple(grad_states), tuple(map(id, grad_states.values())))
+    elif gs_type is list or gs_type is tuple:
+        states_key = (gs_type, tuple(map(id, grad_states)))
     else:
-        sk = _states_key(grad_states)
-        if sk is None:
-            return build(fun, grad_states, False)
-        states_key = sk[0]
+        states_key = id(grad_states)
     key = (kind, fun_key, states_key, options)
     try:
         entry = _ENTRIES.get(key)
     except TypeError:  # unhashable settings: the transform's own checks will judge them
-        return build(fun, grad_states, False)
-    if entry is not None:
-        try:
-            _ENTRIES.move_to_end(key)
-        except KeyError:  # evicted meanwhile by another thread
-            pass
-        return entry[0]
-    return _store(build, key, fun, grad_states)
+        return build(fun, grad_states, False, options)
+    if entry is None:
+        return _miss(build, key, fun, grad_states)
+    try:
+        _ENTRIES.move_to_end(key)
+    except KeyError:  # evicted meanwhile by another thread
+        pass
+    return entry[0]
 
 
-def _store(build: Callable[..., Any], key: Any, fun: Any, grad_states: Any) -> Any:
+def _miss(build: Callable[..., Any], key: Any, fun: Any, grad_states: Any) -> Any:
+    """Find or build the transform of a call whose quick key has no entry."""
+    kind, fun_key, quick, options = key
+    sk = _states_key(grad_states)
+    if sk is None:  # not States: let the transform raise its clear error
+        return build(fun, grad_states, False, options)
+    if sk[0] != quick:  # nested containers: keyed by their structure and states
+        key = (kind, fun_key, sk[0], options)
+        entry = _ENTRIES.get(key)
+        if entry is not None:
+            return entry[0]
     owners = _owners(fun)
     if not _weakable(owners):
-        return build(fun, grad_states, False)
-    sk = _states_key(grad_states)
-    assert sk is not None
+        return build(fun, grad_states, False, options)
 
     def evict(_ref: Any, key: Any = key) -> None:
         lock = _LOCK  # None while the interpreter shuts down
@@ -156,7 +167,7 @@ def _store(build: Callable[..., Any], key: Any, fun: Any, grad_states: Any) -> A
 
     refs = tuple(weakref.ref(p, evict) for p in owners)
     state_refs = tuple(weakref.ref(s, evict) for s in sk[1])
-    transform = build(_weak_proxy(fun, refs), grad_states, True)
+    transform = build(_weak_proxy(fun, refs), grad_states, True, options)
     with _LOCK:
         _ENTRIES[key] = (transform, refs, state_refs)
         while len(_ENTRIES) > MAX_ENTRIES:
