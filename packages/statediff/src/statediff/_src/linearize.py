@@ -40,10 +40,12 @@ def _abstract(x: Any) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(aval.shape, aval.dtype, weak_type=aval.weak_type)
 
 
-def _push(spec: _PushSpec, linear: Any, *tangents: Any, state_tangents: Any = None) -> Any:
+def _push(
+    spec: _PushSpec, residual: tuple[Any], *tangents: Any, state_tangents: Any = None
+) -> Any:
     t_states = _state_tangents(spec.owner, spec.grad_avals, state_tangents)
     t_args = arg_tangents(spec.owner, spec.positions, spec.arg_avals, tangents)
-    return linear(t_states, *t_args)
+    return residual[0](t_states, *t_args)
 
 
 class LinearizeTransform(DiffTransform):

@@ -10,28 +10,13 @@ a Python ``__new__`` and a lambda per call.
 from __future__ import annotations
 
 import functools
+import types
 from collections.abc import Callable
 from typing import Any
 
 import jax
 
 __all__ = ["ResidualFunction", "residual_function"]
-
-
-class _Apply:
-    """``apply(spec, residual, *args, **kwargs)`` with ``spec`` fixed (hashed by identity)."""
-
-    __slots__ = ("apply", "spec")
-
-    def __init__(self, apply: Callable[..., Any], spec: Any) -> None:
-        self.apply = apply
-        self.spec = spec
-
-    def __call__(self, residuals: tuple[Any], *args: Any, **kwargs: Any) -> Any:
-        return self.apply(self.spec, residuals[0], *args, **kwargs)
-
-    def __repr__(self) -> str:
-        return f"{getattr(self.apply, '__name__', 'apply')}[{type(self.spec).__name__}]"
 
 
 class ResidualFunction(jax.tree_util.Partial):
@@ -48,14 +33,17 @@ jax.tree_util.register_pytree_node(
 
 
 def residual_function(apply: Callable[..., Any], spec: Any, residual: Any) -> ResidualFunction:
-    """Return the callable ``lambda *a, **k: apply(spec, residual, *a, **k)`` as a pytree.
+    """Return the callable ``lambda *a, **k: apply(spec, (residual,), *a, **k)`` as a pytree.
 
     ``residual`` is the pytree part (arrays, JAX's own ``vjp``/``linearize``
-    functions); ``apply`` and ``spec`` are static.
+    functions); ``apply`` and ``spec`` are static (``spec`` is compared by
+    identity). ``apply`` receives the residual in a one-tuple: a call is then
+    a C-level partial call of a bound method of ``apply`` (a ``jax.jit`` function), with no
+    Python frame of this module in between.
 
     Example:
         >>> import jax, jax.numpy as jnp
-        >>> fn = residual_function(lambda spec, r, x: spec * r + x, 2.0, jnp.ones(2))
+        >>> fn = residual_function(lambda spec, r, x: spec * r[0] + x, 2.0, jnp.ones(2))
         >>> fn(1.0)
         Array([3., 3.], dtype=float32)
         >>> isinstance(fn, jax.tree_util.Partial), len(jax.tree.leaves(fn))
@@ -63,4 +51,6 @@ def residual_function(apply: Callable[..., Any], spec: Any, residual: Any) -> Re
         >>> jax.jit(lambda f: f(0.5))(fn)
         Array([2.5, 2.5], dtype=float32)
     """
-    return ResidualFunction(_Apply(apply, spec), (residual,))
+    # A method object binds ``spec`` in C; a functools.partial would not do: the partial
+    # constructor would merge it into the ResidualFunction's own arguments.
+    return ResidualFunction(types.MethodType(apply, spec), (residual,))

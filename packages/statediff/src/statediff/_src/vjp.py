@@ -54,9 +54,9 @@ class _PullbackSpec:
                 )
 
 
-def _pull(spec: _PullbackSpec, pullback: Any, ct: Any) -> Any:
+def _pull(spec: _PullbackSpec, residual: tuple[Any], ct: Any) -> Any:
     spec.check(ct)
-    return spec.owner.assemble(pullback(ct))
+    return spec.owner.assemble(residual[0](ct))
 
 
 class VJPTransform(DiffTransform):
