@@ -113,15 +113,32 @@ def calibrate(fn: Callable[[], Any], target_s: float = 0.05, sync: bool = True) 
         n *= 4
 
 
+class Timings(dict):
+    """Median seconds per call of each case (a dict), with the per-block samples kept."""
+
+    samples: dict[str, list[float]]
+
+    def ratio(self, case: str, baseline: str) -> float:
+        """The paired ratio ``case / baseline``: the median over blocks of the two cases' ratio.
+
+        The two cases of one block run back to back, so a slow spell of the machine (this
+        2-core machine's speed drifts by 10-30% within seconds) slows both and cancels out of
+        their ratio; the ratio of the two medians mixes different spells.
+        """
+        pairs = zip(self.samples[case], self.samples[baseline], strict=True)
+        return statistics.median(a / b for a, b in pairs)
+
+
 def interleaved(
     cases: dict[str, Callable[[], Any]],
     blocks: int = 15,
     target_s: float = 0.05,
     sync: bool = True,
-) -> dict[str, float]:
+) -> Timings:
     """Time ``cases`` in interleaved blocks; return the median seconds per call of each.
 
-    ``sync=False`` (async mode) blocks once per block, on the last call's output.
+    ``sync=False`` (async mode) blocks once per block, on the last call's output. The result's
+    :meth:`Timings.ratio` gives the paired ratio of two cases.
     """
     numbers = {name: calibrate(fn, target_s, sync) for name, fn in cases.items()}
     samples: dict[str, list[float]] = {name: [] for name in cases}
@@ -133,7 +150,9 @@ def interleaved(
             t0 = CLOCK()
             _run(fn, n, sync)
             samples[name].append((CLOCK() - t0) / n)
-    return {name: statistics.median(v) for name, v in samples.items()}
+    out = Timings({name: statistics.median(v) for name, v in samples.items()})
+    out.samples = samples
+    return out
 
 
 def first_calls(

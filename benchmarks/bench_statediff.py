@@ -335,7 +335,7 @@ def main() -> int:
                         "mode": mode,
                         "jax_us": t["jax"] * 1e6,
                         "statediff_us": t["ours"] * 1e6,
-                        "ratio": t["ours"] / t["jax"],
+                        "ratio": t.ratio("ours", "jax"),
                         "target": target if mode == "async" or "eager" in name else None,
                     }
                 )
