@@ -175,6 +175,27 @@ def test_vjp_failure_leaves_states_unchanged():
     assert h.value is before and not isinstance(h.value, jax.core.Tracer)
 
 
+# ------------------------------------------------------- keyword arguments
+def test_grad_states_transform_takes_keywords_and_argnums_keep_them_constant():
+    """Without argnums the compiled call takes the target's parameters (by position or
+    keyword, the same result); with argnums a keyword argument is not differentiated."""
+    w = sg.ParamState(jnp.array([1.0, 2.0]), name="w")
+
+    def loss(x, y):
+        return jnp.sum(w.value * x * y)
+
+    g = sd.grad(loss, grad_states=w)
+    want = jax.grad(lambda wv, x, y: jnp.sum(wv * x * y))(w.value, 3.0, 2.0)
+    for _ in range(2):
+        assert_tree_close(g(3.0, 2.0), want)
+        assert_tree_close(g(3.0, y=2.0), want)
+        assert_tree_close(g(x=3.0, y=2.0), want)
+    ga = sd.grad(loss, argnums=0)
+    assert_tree_close(ga(3.0, y=2.0), jax.grad(lambda x, y: jnp.sum(w.value * x * y))(3.0, 2.0))
+    with pytest.raises((TypeError, ValueError)):
+        ga(x=3.0, y=2.0)  # as jax.grad: argnums=0 names a positional argument
+
+
 # ---------------------------------------------------------------- the cache
 def test_cache_holds_function_and_states_weakly():
     weak_cache.clear()

@@ -58,6 +58,24 @@ def test_jit_returns_a_plain_function_with_the_users_signature():
     assert_tree_equal(f(1.0, y=2.0), jnp.float32(3.0))
 
 
+def test_bound_method_call_takes_the_methods_own_parameters():
+    class Model:
+        def __init__(self):
+            self.h = sg.ShortTermState(jnp.zeros(2), name="h")
+
+        def step(self, x, y):
+            self.h.value = self.h.value + x * y
+            return self.h.value.sum()
+
+    m = Model()
+    sf = sj.StatefulFunction(m.step)
+    assert list(inspect.signature(sf._call).parameters) == ["x", "y"]
+    for _ in range(2):  # the first call traces, the second runs the generated fast path
+        out = sf(jnp.ones(2), y=2.0)
+    assert_tree_equal(out, jnp.float32(8.0))
+    assert_tree_equal(m.h.value, jnp.full(2, 4.0))
+
+
 def test_compile_returns_the_compiled_pure_function():
     w = sg.ParamState(jnp.full(3, 2.0), name="w")
     h = sg.ShortTermState(jnp.zeros(3), name="h")

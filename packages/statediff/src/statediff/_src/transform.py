@@ -121,7 +121,12 @@ class GradientTransform:
         self.complex_inputs = complex_inputs
         self.debug_nan = bool(debug_nan)
         self._lifted = StatefulFunction(target, api=name)
-        self._driver = StatefulFunction(self._drive, api=name)
+        # Without argnums, which arguments are passed by keyword changes nothing: the compiled
+        # call may then take the target's own positional signature (no *args/**kwargs
+        # packing per call). With argnums, a keyword argument must stay one (not
+        # differentiated, as in jax.grad), so the call keeps (*args, **kwargs).
+        plain = None if self.argnums.given else target
+        self._driver = StatefulFunction(self._drive, api=name, call_signature=plain)
         functools.update_wrapper(self, target, updated=())
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -91,14 +91,23 @@ def simple_parameters(fun: Callable[..., Any]) -> tuple[str, ...] | None:
     """Return ``fun``'s parameter names if they can be emitted as a plain signature.
 
     That is: every parameter positional (or positional-or-keyword), without a
-    default, named by a non-reserved identifier. ``None`` otherwise.
+    default, named by a non-reserved identifier. ``None`` otherwise. A bound
+    method's parameters are its function's after the first (``self``).
     """
+    bound = inspect.ismethod(fun)
+    if bound:
+        fun = fun.__func__
     if not inspect.isfunction(fun):  # partials, callables: their own binding rules
         return None
     try:  # the function's own signature: a wrapper's ``*args`` stays ``*args``
         params = list(inspect.signature(fun, follow_wrapped=False).parameters.values())
     except (TypeError, ValueError):
         return None
+    if bound:  # the first parameter takes the instance
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        if not params or params[0].kind not in positional:
+            return None
+        params = params[1:]
     names = []
     for p in params:
         if p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):

@@ -76,6 +76,11 @@ class StatefulFunction(BrainstateMethods):
         static_argnames: Names of keyword arguments that are static.
         jit_kwargs: Extra keyword arguments for the underlying ``jax.jit``.
         api: Name used in error messages.
+        call_signature: For a wrapper ``fun(*args, **kwargs)`` that forwards
+            its arguments to another function: that function, whose simple
+            positional signature (if it has one) the compiled call then takes
+            (no ``*args``/``**kwargs`` packing per call; see
+            ``statejax._src.fastpath``).
         **brainstate_options: brainstate's ``name=`` and ``return_only_write=``
             (see :class:`~statejax._src.stateful_methods.BrainstateMethods`).
 
@@ -106,6 +111,7 @@ class StatefulFunction(BrainstateMethods):
         donate_states: bool = False,
         name: str | None = None,
         api: str = "StatefulFunction",
+        call_signature: Callable[..., Any] | None = None,
         **brainstate_options: Any,
     ) -> None:
         if not callable(fun):
@@ -125,14 +131,15 @@ class StatefulFunction(BrainstateMethods):
         self._jit_kwargs = dict(jit_kwargs or {})
         self._lock = threading.RLock()
         functools.update_wrapper(self, fun, updated=())
-        name = getattr(fun, "__name__", "fun")
+        shown = fun if call_signature is None else call_signature
+        name = getattr(shown, "__name__", "fun")
         static = self.static_argnums or self.static_argnames
         self._call = make_call_function(
             self._call_slow,
             name,
             self._check_arguments,
             self._call_other,
-            None if static else simple_parameters(fun),
+            None if static else simple_parameters(shown),
         )
         caches.register(self)
         self._clear_own()
