@@ -73,25 +73,48 @@ def _weak_proxy(fun: Any, refs: tuple[weakref.ref, ...]) -> Callable[..., Any]:
     return target
 
 
-def _states_key(grad_states: Any) -> tuple[Any, list[State]] | None:
-    """A hashable key of ``grad_states`` by the states' identities, and the states."""
+class _Tree:
+    """A pytree structure as (part of) a cache key, never equal to a non-``_Tree``.
+
+    Keys of both kinds share one dictionary; a bare ``PyTreeDef`` compared with a
+    tuple raises ``TypeError`` on older jaxlibs (0.6) instead of answering False.
+    """
+
+    __slots__ = ("treedef",)
+
+    def __init__(self, treedef: Any) -> None:
+        self.treedef = treedef
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is _Tree and self.treedef == other.treedef
+
+    def __hash__(self) -> int:
+        return hash(self.treedef)
+
+
+def _states_key(grad_states: Any) -> tuple[Any, list[State], bool] | None:
+    """Return a hashable key of ``grad_states`` by the states' identities, and the states.
+
+    The third item says whether the key is the quick key that :func:`cached`
+    makes without looking at the entries.
+    """
     if grad_states is None:
-        return (), []
+        return (), [], True
     if isinstance(grad_states, State):
-        return id(grad_states), [grad_states]
+        return id(grad_states), [grad_states], True
     kind = type(grad_states)
     if kind is dict:  # the common containers, without a pytree flatten (it is slow)
         states = list(grad_states.values())
         if all(isinstance(v, State) for v in states):
-            return (tuple(grad_states), tuple(map(id, states))), states
+            return (tuple(grad_states), tuple(map(id, states))), states, True
     elif kind is list or kind is tuple:
         states = list(grad_states)
         if all(isinstance(v, State) for v in states):
-            return (kind, tuple(map(id, states))), states
+            return (kind, tuple(map(id, states))), states, True
     leaves, treedef = jax.tree.flatten(grad_states, is_leaf=_is_state)
     if not all(isinstance(s, State) for s in leaves):
         return None  # let the transform raise its clear error
-    return (treedef, tuple(map(id, leaves))), leaves
+    return (_Tree(treedef), tuple(map(id, leaves))), leaves, False
 
 
 def cached(
@@ -146,11 +169,11 @@ def cached(
 
 def _miss(build: Callable[..., Any], key: Any, fun: Any, grad_states: Any) -> Any:
     """Find or build the transform of a call whose quick key has no entry."""
-    kind, fun_key, quick, options = key
+    kind, fun_key, _quick, options = key
     sk = _states_key(grad_states)
     if sk is None:  # not States: let the transform raise its clear error
         return build(fun, grad_states, False, options)
-    if sk[0] != quick:  # nested containers: keyed by their structure and states
+    if not sk[2]:  # nested containers: keyed by their structure and states
         key = (kind, fun_key, sk[0], options)
         entry = _ENTRIES.get(key)
         if entry is not None:
