@@ -33,18 +33,20 @@ from stategraph._src.hook_context import (
     RestoreHookContext,
     WriteHookContext,
 )
-from stategraph._src.hooks import (
+from stategraph._src.hook_registry import (
     GlobalHookRegistry,
-    Hook,
-    HookConfig,
-    HookHandle,
-    HookManager,
-    HookWarning,
     clear_state_hooks,
     has_state_hooks,
     list_state_hooks,
     register_state_hook,
     unregister_state_hook,
+)
+from stategraph._src.hooks import (
+    Hook,
+    HookConfig,
+    HookHandle,
+    HookManager,
+    HookWarning,
 )
 from stategraph._src.kinds import BatchState, DelayState, FakeState, maybe_state
 from stategraph._src.random.state import RandomState

@@ -122,7 +122,8 @@ class StateMethods:
             (2.0, ())
         """
         from .access import check_tracer_context, record_read, visible, write_visible
-        from .hooks import HOOKS, run_restore
+        from .hook_registry import run_restore
+        from .hooks import HOOKS
 
         self._check_value(v)
         held = visible(self)

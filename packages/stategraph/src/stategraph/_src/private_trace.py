@@ -83,7 +83,7 @@ class PrivateTrace(StateTrace):
     def _on_create(self, state: State) -> None:
         self._created.append(state)
 
-    def _on_read(self, state: State) -> None:
+    def _remember(self, state: State) -> None:
         # Remember what this thread saw on the first touch, reads included: code
         # inside may show a state other values for a while (statejax.vmap's
         # per-lane values) and write it then; what is put back on exit is the
@@ -91,12 +91,13 @@ class PrivateTrace(StateTrace):
         key = id(state)
         if key not in self._originals:
             self._originals[key] = context.LOCAL.view.get(key)
+
+    def _on_read(self, state: State) -> None:
+        self._remember(state)
         super()._on_read(state)
 
     def _on_write(self, state: State) -> None:
-        key = id(state)
-        if key not in self._originals:
-            self._originals[key] = context.LOCAL.view.get(key)
+        self._remember(state)
         super()._on_write(state)
 
     def values(self, states: Sequence[State]) -> list[Any]:

@@ -9,7 +9,8 @@ from stategraph.errors import TraceContextError
 from . import context
 from .access import read_slow, visible, write_checked
 from .hook_methods import HookMethods
-from .hooks import HOOKS, run_init, run_read, write_with_hooks
+from .hook_registry import run_init, run_read, write_with_hooks
+from .hooks import HOOKS
 from .methods import StateMethods, normalize_tag
 from .structure import FAST_TYPES, describe
 
