@@ -54,7 +54,7 @@ def test_random_patterns_fwd_rev_user(m, n, density, seed):
         return a @ jnp.sin(x)
 
     x = _vals(n, seed)
-    ref = jax.jacfwd(f)(x)
+    ref = jax.jit(jax.jacfwd(f))(x)
     info = sd.jacfwd(f, sparsity="auto").sparsity(x)
     np.testing.assert_array_equal(info.todense(), np.asarray(a) != 0)
     assert info.num_colors <= n
@@ -97,7 +97,7 @@ def test_pytrees_argnums(api):
     p = {"u": _vals(3, 1), "w": _vals((3, 4), 2)}
     b = _vals(2, 3)
     for argnums in (0, (0, 1), 1):
-        ref = getattr(jax, api.__name__)(tree_fun, argnums=argnums)(p, b)
+        ref = jax.jit(getattr(jax, api.__name__)(tree_fun, argnums=argnums))(p, b)
         close(api(tree_fun, argnums=argnums, sparsity="auto")(p, b), ref)
         got = api(tree_fun, argnums=argnums, sparse_output=True)(p, b)
         close(dense_of(got), ref)
@@ -182,9 +182,9 @@ def test_sj_vmap():
 
     xs = _vals((4, 7), 8)
     got = sj.vmap(sd.jacfwd(f, sparsity="auto"))(xs)
-    close(got, jax.vmap(jax.jacfwd(f))(xs))
+    close(got, jax.jit(jax.vmap(jax.jacfwd(f)))(xs))
     got = sj.vmap(sd.jacrev(f, sparsity="auto"))(xs)
-    close(got, jax.vmap(jax.jacrev(f))(xs))
+    close(got, jax.jit(jax.vmap(jax.jacrev(f)))(xs))
 
 
 # ------------------------------------------------------------------- Hessians
@@ -196,7 +196,7 @@ def energy(x, k):
 
 def test_hessian_sparse_graph():
     x, k = _vals(8, 9), _vals(8, 10)
-    ref = jax.hessian(energy)(x, k)
+    ref = jax.jit(jax.hessian(energy))(x, k)
     info = sd.hessian(energy, sparsity="auto").sparsity(x, k)
     assert info.mode == "symmetric" and not info.dense
     assert info.num_colors < 8
@@ -204,7 +204,7 @@ def test_hessian_sparse_graph():
     close(dense_of(sd.hessian(energy, sparse_output=True)(x, k)), ref)
     pattern = np.asarray(ref) != 0
     close(sd.hessian(energy, sparsity=pattern)(x, k), ref)
-    ref2 = jax.hessian(energy, argnums=(0, 1))(x, k)
+    ref2 = jax.jit(jax.hessian(energy, argnums=(0, 1)))(x, k)
     close(sd.hessian(energy, argnums=(0, 1), sparsity="auto")(x, k), ref2)
 
 

@@ -50,6 +50,7 @@ call more (see ``benchmarks/RESULTS.md``).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import keyword
 import types
@@ -135,12 +136,21 @@ class _Shape:
             self.packed = f"{packed}, {{}}"
 
 
-def _function(source: str, globs: dict[str, Any], name: str, label: str) -> types.FunctionType:
+@functools.lru_cache(maxsize=512)
+def _code(source: str, label: str, name: str) -> types.CodeType:
+    """The code object of the one function ``call`` that ``source`` defines.
+
+    Cached: code objects hold only names (every object is a global of the
+    function made from them), and a model's many functions share a few sources.
+    """
     namespace: dict[str, Any] = {}
-    exec(compile(source, label, "exec"), globs, namespace)  # noqa: S102
-    fn = namespace["call"]
-    code = fn.__code__.replace(co_name=name) if name.isidentifier() else fn.__code__
-    return types.FunctionType(code, globs, name)
+    exec(compile(source, label, "exec"), {}, namespace)  # noqa: S102
+    code = namespace["call"].__code__
+    return code.replace(co_name=name) if name.isidentifier() else code
+
+
+def _function(source: str, globs: dict[str, Any], name: str, label: str) -> types.FunctionType:
+    return types.FunctionType(_code(source, label, name), globs, name)
 
 
 def _no_check(args: tuple, kwargs: dict) -> None:

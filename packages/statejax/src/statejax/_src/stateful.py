@@ -391,7 +391,12 @@ class StatefulFunction(BrainstateMethods):
             write_raw(written_states, res[1:])
             return res[0]
         values = [s.value for s in read]  # recorded: enclosing traces lift them
-        res = plan.jitted(*values, *args, **kwargs)
+        if not self._jit_kwargs and not self.donate_states and lifted.fits(values):
+            # Under an enclosing trace, stage the traced jaxpr as one equation here:
+            # ``plan.jitted`` would trace the runner again only to stage the same jaxpr.
+            res = _staged(self, lifted, args, kwargs, values)
+        else:
+            res = plan.jitted(*values, *args, **kwargs)
         before = read_raw(written_states)
         try:
             for state, value in zip(written_states, res[1:], strict=True):
@@ -473,10 +478,15 @@ def _runner(sf: StatefulFunction, plan: StatePlan, *flat: Any, **kwargs: Any) ->
                 if plan.can_miss:
                     return None
                 raise Stale
+    return _staged(sf, lifted, args, kwargs, values)  # type: ignore[arg-type]
+
+
+def _staged(
+    sf: StatefulFunction, lifted: Lifted, args: tuple, kwargs: dict, values: list[Any]
+) -> tuple[Any, ...]:
+    """Stage ``lifted`` on the call's arguments and state values: ``(output, *written)``."""
     stage = functools.partial(_stage, name=sf.name or getattr(sf.fun, "__name__", "fun"))
-    out, written = lifted.run_flat(  # type: ignore[union-attr]
-        sf.arg_leaves(*args, **kwargs), values, stage
-    )
+    out, written = lifted.run_flat(sf.arg_leaves(*args, **kwargs), values, stage)
     return (out, *strong_types(written))
 
 
