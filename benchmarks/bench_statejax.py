@@ -186,11 +186,12 @@ def many_state_compile(n: int) -> dict:
         def pure_step(values, a):
             return [v * a + 1.0 for v in values]
 
-        values = [jnp.full((4,), float(i)) for i in range(n)]
+        # Strongly typed values on both sides (a weak-typed start is weak_compiles' case).
+        values = [jnp.full((4,), float(i), jnp.float32) for i in range(n)]
         return lambda: pure_step(values, jnp.float32(0.5))
 
     def make_stateful():
-        states = [sg.ShortTermState(jnp.full((4,), float(i))) for i in range(n)]
+        states = [sg.ShortTermState(jnp.full((4,), float(i), jnp.float32)) for i in range(n)]
 
         @sj.jit
         def step(a):
