@@ -246,7 +246,7 @@ def vjp(
         >>> state_cts, arg_ct
         ({'w': Array([3., 3.], dtype=float32)}, Array(3., dtype=float32, weak_type=True))
     """
-    eff = _vjp_argnums(argnums, len(primals))
+    eff = None if argnums is None else _vjp_argnums(argnums, len(primals))
     if eff is None and grad_states is None:
         raise ValueError(
             f"{_API}: nothing to differentiate: "

@@ -92,29 +92,19 @@ class _Tree:
         return hash(self.treedef)
 
 
-def _states_key(grad_states: Any) -> tuple[Any, list[State], bool] | None:
-    """Return a hashable key of ``grad_states`` by the states' identities, and the states.
+# Tags of the quick keys' container kinds (a key never mixes two kinds).
+_NONE, _ONE, _DICT, _LIST, _TUPLE, _NESTED = range(6)
 
-    The third item says whether the key is the quick key that :func:`cached`
-    makes without looking at the entries.
+
+def _nested_key(grad_states: Any) -> tuple[tuple[Any, ...], list[State]] | None:
+    """Return the key part of any ``grad_states`` by its structure and states, and the states.
+
+    ``None`` when a leaf is not a State (the transform raises the clear error).
     """
-    if grad_states is None:
-        return (), [], True
-    if isinstance(grad_states, State):
-        return id(grad_states), [grad_states], True
-    kind = type(grad_states)
-    if kind is dict:  # the common containers, without a pytree flatten (it is slow)
-        states = list(grad_states.values())
-        if all(isinstance(v, State) for v in states):
-            return (tuple(grad_states), tuple(map(id, states))), states, True
-    elif kind is list or kind is tuple:
-        states = list(grad_states)
-        if all(isinstance(v, State) for v in states):
-            return (kind, tuple(map(id, states))), states, True
     leaves, treedef = jax.tree.flatten(grad_states, is_leaf=_is_state)
     if not all(isinstance(s, State) for s in leaves):
-        return None  # let the transform raise its clear error
-    return (_Tree(treedef), tuple(map(id, leaves))), leaves, False
+        return None
+    return (_NESTED, _Tree(treedef), *map(id, leaves)), leaves
 
 
 def cached(
@@ -122,8 +112,10 @@ def cached(
 ) -> Any:
     """Return the transform ``build(target, grad_states, weak, options)`` for these settings.
 
-    A hit costs one key and one dictionary lookup (the run-now calls are on
-    the hot path of an eager loop); a miss builds and stores the transform.
+    A hit costs one flat key and one dictionary lookup (the run-now calls are
+    on the hot path of an eager loop, where each Python operation between two
+    dispatches costs several times its own time); a miss builds and stores the
+    transform.
 
     Args:
         build: ``build(target, grad_states, weak, options)`` makes the
@@ -140,20 +132,23 @@ def cached(
     # (a dict, list or tuple of States, one State) is made without checking
     # their entries: an entry is stored under such a key only when every entry
     # is a State (see _miss), so a hit can only be a call with those states.
+    # One flat tuple: a container's tag, then (for a dict) its keys, then the
+    # states' identities; the tag and the length tell the parts apart.
     if type(fun) is types.MethodType:
         fun_key: Any = (id(fun.__self__), id(fun.__func__))
     else:
         fun_key = id(fun)
     gs_type = type(grad_states)
     if grad_states is None:
-        states_key: Any = ()
+        key: tuple[Any, ...] = (kind, fun_key, options, _NONE)
     elif gs_type is dict:
-        states_key = (tuple(grad_states), tuple(map(id, grad_states.values())))
-    elif gs_type is list or gs_type is tuple:
-        states_key = (gs_type, tuple(map(id, grad_states)))
+        key = (kind, fun_key, options, _DICT, *grad_states, *map(id, grad_states.values()))
+    elif gs_type is list:
+        key = (kind, fun_key, options, _LIST, *map(id, grad_states))
+    elif gs_type is tuple:
+        key = (kind, fun_key, options, _TUPLE, *map(id, grad_states))
     else:
-        states_key = id(grad_states)
-    key = (kind, fun_key, states_key, options)
+        key = (kind, fun_key, options, _ONE, id(grad_states))
     try:
         entry = _ENTRIES.get(key)
     except TypeError:  # unhashable settings: the transform's own checks will judge them
@@ -167,14 +162,29 @@ def cached(
     return entry[0]
 
 
-def _miss(build: Callable[..., Any], key: Any, fun: Any, grad_states: Any) -> Any:
+def _quick_states(grad_states: Any) -> list[State] | None:
+    """The states of a container that has a quick key, or ``None`` if one entry is not a State."""
+    if grad_states is None:
+        return []
+    if isinstance(grad_states, State):
+        return [grad_states]
+    kind = type(grad_states)
+    states = list(grad_states.values()) if kind is dict else list(grad_states)
+    if kind in (dict, list, tuple) and all(isinstance(v, State) for v in states):
+        return states
+    return None
+
+
+def _miss(build: Callable[..., Any], key: tuple[Any, ...], fun: Any, grad_states: Any) -> Any:
     """Find or build the transform of a call whose quick key has no entry."""
-    kind, fun_key, _quick, options = key
-    sk = _states_key(grad_states)
-    if sk is None:  # not States: let the transform raise its clear error
-        return build(fun, grad_states, False, options)
-    if not sk[2]:  # nested containers: keyed by their structure and states
-        key = (kind, fun_key, sk[0], options)
+    kind, fun_key, options = key[:3]
+    states = _quick_states(grad_states)
+    if states is None:  # nested containers (or not States): keyed by structure and states
+        nested = _nested_key(grad_states)
+        if nested is None:  # not States: let the transform raise its clear error
+            return build(fun, grad_states, False, options)
+        key = (kind, fun_key, options, *nested[0])
+        states = nested[1]
         entry = _ENTRIES.get(key)
         if entry is not None:
             return entry[0]
@@ -189,7 +199,7 @@ def _miss(build: Callable[..., Any], key: Any, fun: Any, grad_states: Any) -> An
                 _ENTRIES.pop(key, None)
 
     refs = tuple(weakref.ref(p, evict) for p in owners)
-    state_refs = tuple(weakref.ref(s, evict) for s in sk[1])
+    state_refs = tuple(weakref.ref(s, evict) for s in states)
     transform = build(_weak_proxy(fun, refs), grad_states, True, options)
     with _LOCK:
         _ENTRIES[key] = (transform, refs, state_refs)
