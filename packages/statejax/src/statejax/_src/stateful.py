@@ -16,7 +16,6 @@ from . import caches
 from .donation import DonationGuard
 from .fastpath import (
     MISS,
-    Stale,
     make_call_function,
     plan_function,
     reset,
@@ -24,9 +23,10 @@ from .fastpath import (
     simple_parameters,
 )
 from .input_checks import check_pure_values, check_static_in_signature
-from .jax_compat import bind_closed_jaxpr, is_eager
+from .jax_compat import is_eager
 from .plan import Lifted, StatePlan, trace_lifted
 from .rebinds import find_bindings, revalidate
+from .runner import run_plan, staged
 from .shardings import runner_in_shardings
 from .signature import (
     abstract_key,
@@ -38,7 +38,7 @@ from .signature import (
     split_static,
 )
 from .stateful_methods import BrainstateMethods
-from .weak import canonicalize_weak, strong_types
+from .weak import canonicalize_weak
 
 __all__ = ["StatefulFunction"]
 
@@ -195,7 +195,7 @@ class StatefulFunction(BrainstateMethods):
         # A plan may answer a signature of another plan with an empty result
         # (``None``) only when that call gives nothing away: no donated buffer.
         plan.can_miss = not donate and not kw.get("donate_argnames") and out_shardings is None
-        runner = functools.partial(_runner, self, plan)
+        runner = functools.partial(run_plan, self, plan)
         functools.update_wrapper(runner, self.fun, updated=())
         if self.name is not None:
             runner.__name__ = runner.__qualname__ = self.name
@@ -394,7 +394,7 @@ class StatefulFunction(BrainstateMethods):
         if not self._jit_kwargs and not self.donate_states and lifted.fits(values):
             # Under an enclosing trace, stage the traced jaxpr as one equation here:
             # ``plan.jitted`` would trace the runner again only to stage the same jaxpr.
-            res = _staged(self, lifted, args, kwargs, values)
+            res = staged(self, lifted, args, kwargs, values)
         else:
             res = plan.jitted(*values, *args, **kwargs)
         before = read_raw(written_states)
@@ -452,56 +452,3 @@ class StatefulLowered:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._lowered, name)
-
-
-def _runner(sf: StatefulFunction, plan: StatePlan, *flat: Any, **kwargs: Any) -> Any:
-    """The function JAX traces per signature: evaluate the matching jaxpr.
-
-    ``flat`` is the read states' values (one positional argument each) then
-    the call's positional arguments. Returns ``(output, *written values)``, or
-    ``None`` for a signature that belongs to another plan (see ``fastpath``).
-    """
-    if jax.config.jax_disable_jit:
-        raise Stale  # the slow path runs the Python body eagerly
-    values, args = list(flat[: plan.n_read]), flat[plan.n_read :]
-    if plan.read_states() is None or plan.written_states() is None:
-        raise Stale
-    with sf._lock:
-        key = sf._key(args, kwargs)
-        lifted = sf._lifted.get(key)
-        # A state whose structure or type changed outside needs a new trace too.
-        fits = lifted is not None and lifted.plan is plan and lifted.fits(values)
-        if not fits:
-            # JAX saw a new signature: trace again with the states' current values.
-            lifted = sf.trace(*args, **kwargs)
-            if lifted.plan is not plan:
-                if plan.can_miss:
-                    return None
-                raise Stale
-    return _staged(sf, lifted, args, kwargs, values)  # type: ignore[arg-type]
-
-
-def _staged(
-    sf: StatefulFunction, lifted: Lifted, args: tuple, kwargs: dict, values: list[Any]
-) -> tuple[Any, ...]:
-    """Stage ``lifted`` on the call's arguments and state values: ``(output, *written)``."""
-    stage = functools.partial(_stage, name=sf.name or getattr(sf.fun, "__name__", "fun"))
-    out, written = lifted.run_flat(sf.arg_leaves(*args, **kwargs), values, stage)
-    return (out, *strong_types(written))
-
-
-def _stage(closed: Any, leaves: list[Any], name: str) -> list[Any]:
-    # Stage the traced jaxpr as one equation, unless its input avals differ
-    # from the call's (the first call's weak state values were made strong
-    # after tracing) or it closes over tracers of an enclosing trace: then
-    # evaluate it equation by equation.
-    # Under jax_debug_nans / jax_debug_infs JAX re-runs a failing call op by op
-    # to find the operation: evaluate, so that the error is JAX's FloatingPointError.
-    debugging = jax.config.jax_debug_nans or jax.config.jax_debug_infs
-    if not debugging and not any(isinstance(c, jax.core.Tracer) for c in closed.consts) and all(
-        getattr(jax.typeof(x), "weak_type", False) == a.weak_type
-        for x, a in zip(leaves, closed.in_avals, strict=True)
-    ):
-        return bind_closed_jaxpr(closed, leaves, name)
-    return jax.core.eval_jaxpr(closed.jaxpr, closed.consts, *leaves)
-
