@@ -24,6 +24,7 @@ import statediff as sd
 import stategraph as sg
 import statejax as sj
 from statediff._src import weak_cache
+from statediff._src.vjp import _build as vjp_build
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from _ad_cases import KINDS, SHAPES, Case, assert_tree_close, rand, rand_like  # noqa: E402
@@ -270,6 +271,53 @@ def test_cache_is_bounded(monkeypatch):
     for f in funs:
         sd.linearize(f, 1.0)
     assert weak_cache.size() == 4
+
+
+def test_cache_evicts_the_least_recently_used(monkeypatch):
+    weak_cache.clear()
+    monkeypatch.setattr(weak_cache, "MAX_ENTRIES", 2)
+    f1, f2, f3 = (lambda x: x * 1.0), (lambda x: x * 2.0), (lambda x: x * 3.0)
+    options = (None, False, True)
+    kept = weak_cache.cached(vjp_build, "vjp", f1, None, options)
+    weak_cache.cached(vjp_build, "vjp", f2, None, options)
+    assert weak_cache.cached(vjp_build, "vjp", f1, None, options) is kept  # f1 used last
+    weak_cache.cached(vjp_build, "vjp", f3, None, options)  # evicts f2, not f1
+    assert weak_cache.size() == 2
+    assert weak_cache.cached(vjp_build, "vjp", f1, None, options) is kept
+
+
+class _Annotation:
+    pass
+
+
+def test_run_now_signature_holds_nothing_of_the_user_and_keeps_python_errors():
+    """The cached transform takes the function's positional parameters (not its annotations)."""
+    weak_cache.clear()
+    note = _Annotation()
+
+    def f(x, y):
+        return x * y
+
+    f.__annotations__["x"] = note  # an annotation that is an object, not a string
+
+    y, fn = sd.vjp(f, 2.0, 3.0, argnums=(0, 1))
+    assert_tree_close(fn(1.0), (jnp.array(3.0), jnp.array(2.0)))
+    with pytest.raises(TypeError, match=r"f\(\) missing 1 required positional argument"):
+        sd.vjp(f, 2.0)
+    with pytest.raises(TypeError, match=r"takes 2 positional arguments but 3 were given"):
+        sd.linearize(f, 2.0, 3.0, 4.0)
+    ref = weakref.ref(note)
+    f.__annotations__.clear()
+    del note
+    gc.collect()
+    assert ref() is None
+
+    # Defaults, *args and keyword-only parameters keep the general signature.
+    def g(x, *rest, scale=2.0):
+        return x * scale + sum(rest)
+
+    assert_tree_close(sd.linearize(g, 1.0, 2.0)[1](1.0, 1.0), jnp.array(3.0))
+    assert_tree_close(sd.vjp(g, 1.0)[1](1.0), jnp.array(2.0))
 
 
 # -------------------------------------------------------------------- jvp

@@ -237,6 +237,7 @@ def jvp(
     """
     if type(primals) is not tuple or type(tangents) is not tuple or len(primals) != len(tangents):
         _check_sequences(primals, tangents)
+        primals, tangents = tuple(primals), tuple(tangents)
     argnums = all_positions(grad_states, len(primals))
     if unit_aware:
         made = units_backend(_API).make(
@@ -248,11 +249,8 @@ def jvp(
             check_states=check_states,
         )
         return made(tuple(primals), tuple(tangents), state_tangents)
-    settings = (argnums, bool(has_aux), bool(check_states))
-
-    transform = cached(_build, "jvp", fun, grad_states, settings)
-    if type(primals) is not tuple or type(tangents) is not tuple:
-        primals, tangents = tuple(primals), tuple(tangents)
+    # The transform normalises the flags; as keys, 1 and True (or np.True_) are the same.
+    transform = cached(_build, "jvp", fun, grad_states, (argnums, has_aux, check_states))
     if DISABLE_JIT.value:  # under jax.disable_jit(): run the Python body, op by op
         return transform._drive(primals, tangents, state_tangents)
     return transform._driver._call(primals, tangents, state_tangents)

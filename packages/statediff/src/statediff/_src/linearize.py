@@ -15,7 +15,7 @@ import jax
 from .jax_compat import DISABLE_JIT
 from .jvp import all_positions
 from .pure_call import DiffTransform, make_call
-from .residual_fn import residual_function
+from .residual_fn import residual_function, residual_of
 from .tangents import arg_tangents
 from .tangents import state_tangents as _state_tangents
 from .units_hook import units_backend
@@ -41,11 +41,11 @@ def _abstract(x: Any) -> jax.ShapeDtypeStruct:
 
 
 def _push(
-    spec: _PushSpec, residual: tuple[Any], *tangents: Any, state_tangents: Any = None
+    spec: _PushSpec, residual: tuple[list[Any]], *tangents: Any, state_tangents: Any = None
 ) -> Any:
     t_states = _state_tangents(spec.owner, spec.grad_avals, state_tangents)
     t_args = arg_tangents(spec.owner, spec.positions, spec.arg_avals, tangents)
-    return residual[0](t_states, *t_args)
+    return residual_of(spec, residual)(t_states, *t_args)
 
 
 class LinearizeTransform(DiffTransform):
@@ -82,6 +82,9 @@ class LinearizeTransform(DiffTransform):
             never touched by ``fun``; with False its tangent is ignored.
         name: API name used in error messages.
         weak_states: Hold ``grad_states`` by weak reference (used by caches).
+        positional_calls: Every call passes its arguments by position (used
+            by the run-now function): the compiled call may then take
+            ``fun``'s own signature.
 
     Raises:
         TypeError: a non-State in ``grad_states`` (at construction);
@@ -110,9 +113,17 @@ class LinearizeTransform(DiffTransform):
         *,
         name: str = "statediff.LinearizeTransform",
         weak_states: bool = False,
+        positional_calls: bool = False,
     ) -> None:
         super().__init__(
-            fun, grad_states, argnums, has_aux, check_states, name, weak_states=weak_states
+            fun,
+            grad_states,
+            argnums,
+            has_aux,
+            check_states,
+            name,
+            weak_states=weak_states,
+            positional_calls=positional_calls,
         )
         # One compiled pushforward per signature, cached with this transform.
         self._push = jax.jit(_push, static_argnums=0)
@@ -133,7 +144,9 @@ def _build(
     target: Any, gs: Any, weak: bool, settings: tuple[Any, bool, bool]
 ) -> LinearizeTransform:
     """Build the cached transform of the run-now :func:`linearize`."""
-    return LinearizeTransform(target, gs, *settings, name=_API, weak_states=weak)
+    return LinearizeTransform(
+        target, gs, *settings, name=_API, weak_states=weak, positional_calls=True
+    )
 
 
 def linearize(
@@ -206,9 +219,8 @@ def linearize(
             check_states=check_states,
         )
         return made(*primals)
-    settings = (argnums, bool(has_aux), bool(check_states))
-
-    transform = cached(_build, "linearize", fun, grad_states, settings)
+    # The transform normalises the flags; as keys, 1 and True (or np.True_) are the same.
+    transform = cached(_build, "linearize", fun, grad_states, (argnums, has_aux, check_states))
     if DISABLE_JIT.value:  # under jax.disable_jit(): run the Python body, op by op
         return transform._drive(*primals)
     return transform._driver._call(*primals)

@@ -44,6 +44,11 @@ class DiffTransform:
         name: API name used in error messages.
         weak_states: Hold the states of ``grad_states`` by weak reference
             (for transforms kept in a cache).
+        positional_calls: Every call passes its arguments by position (as the
+            run-now functions do): the compiled call then takes ``target``'s
+            own signature when it is a plain positional one, which saves
+            packing ``*args, **kwargs`` per call. Left False, a keyword
+            argument stays a keyword argument (a constant).
     """
 
     def __init__(
@@ -56,6 +61,7 @@ class DiffTransform:
         name: str = "statediff.DiffTransform",
         *,
         weak_states: bool = False,
+        positional_calls: bool = False,
     ) -> None:
         if not callable(target):
             raise TypeError(f"{name}: expected a callable, got {type(target).__name__} {target!r}.")
@@ -66,7 +72,8 @@ class DiffTransform:
         self.has_aux = bool(has_aux)
         self.check_states = bool(check_states)
         self._lifted = StatefulFunction(target, api=name)
-        self._driver = StatefulFunction(self._drive, api=name)
+        shown = target if positional_calls else None
+        self._driver = StatefulFunction(self._drive, api=name, call_signature=shown)
         functools.update_wrapper(self, target, updated=())
 
     def _drive(self, *args: Any, **kwargs: Any) -> Any:

@@ -14,7 +14,7 @@ import numpy as np
 
 from .jax_compat import DISABLE_JIT
 from .pure_call import DiffTransform, make_call
-from .residual_fn import residual_function
+from .residual_fn import residual_function, residual_of
 from .tangents import tangent_dtype
 from .units_hook import units_backend
 from .weak_cache import cached
@@ -54,9 +54,9 @@ class _PullbackSpec:
                 )
 
 
-def _pull(spec: _PullbackSpec, residual: tuple[Any], ct: Any) -> Any:
+def _pull(spec: _PullbackSpec, residual: tuple[list[Any]], ct: Any) -> Any:
     spec.check(ct)
-    return spec.owner.assemble(residual[0](ct))
+    return spec.owner.assemble(residual_of(spec, residual)(ct))
 
 
 class VJPTransform(DiffTransform):
@@ -97,6 +97,9 @@ class VJPTransform(DiffTransform):
             never touched by ``fun``; with False its cotangent is zeros.
         name: API name used in error messages.
         weak_states: Hold ``grad_states`` by weak reference (used by caches).
+        positional_calls: Every call passes its arguments by position (used
+            by the run-now function): the compiled call may then take
+            ``fun``'s own signature.
 
     Raises:
         TypeError: a non-callable ``fun`` or a non-State in ``grad_states``
@@ -124,9 +127,17 @@ class VJPTransform(DiffTransform):
         *,
         name: str = "statediff.VJPTransform",
         weak_states: bool = False,
+        positional_calls: bool = False,
     ) -> None:
         super().__init__(
-            fun, grad_states, argnums, has_aux, check_states, name, weak_states=weak_states
+            fun,
+            grad_states,
+            argnums,
+            has_aux,
+            check_states,
+            name,
+            weak_states=weak_states,
+            positional_calls=positional_calls,
         )
         # One compiled backward pass per signature, cached with this transform.
         self._pull = jax.jit(_pull, static_argnums=0)
@@ -145,7 +156,7 @@ _API = "statediff.vjp"
 
 def _build(target: Any, gs: Any, weak: bool, settings: tuple[Any, bool, bool]) -> VJPTransform:
     """Build the cached transform of the run-now :func:`vjp`."""
-    return VJPTransform(target, gs, *settings, name=_API, weak_states=weak)
+    return VJPTransform(target, gs, *settings, name=_API, weak_states=weak, positional_calls=True)
 
 
 def _vjp_argnums(argnums: Any, n: int) -> Any:
@@ -246,7 +257,10 @@ def vjp(
         >>> state_cts, arg_ct
         ({'w': Array([3., 3.], dtype=float32)}, Array(3., dtype=float32, weak_type=True))
     """
-    eff = None if argnums is None else _vjp_argnums(argnums, len(primals))
+    if argnums is None or (type(argnums) is int and 0 <= argnums < len(primals)):
+        eff = argnums  # the common cases, without a call
+    else:
+        eff = _vjp_argnums(argnums, len(primals))
     if eff is None and grad_states is None:
         raise ValueError(
             f"{_API}: nothing to differentiate: "
@@ -258,9 +272,8 @@ def vjp(
         options = dict(grad_states=grad_states, argnums=eff, has_aux=has_aux)
         made = units_backend(_API).make("vjp", fun, check_states=check_states, **options)
         return made(*primals)
-    settings = (eff, bool(has_aux), bool(check_states))
-
-    transform = cached(_build, "vjp", fun, grad_states, settings)
+    # The transform normalises the flags; as keys, 1 and True (or np.True_) are the same.
+    transform = cached(_build, "vjp", fun, grad_states, (eff, has_aux, check_states))
     if DISABLE_JIT.value:  # under jax.disable_jit(): run the Python body, op by op
         return transform._drive(*primals)
     return transform._driver._call(*primals)

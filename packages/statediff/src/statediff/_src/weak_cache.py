@@ -12,10 +12,11 @@ at most :data:`MAX_ENTRIES` transforms (least recently used evicted).
 
 from __future__ import annotations
 
+import inspect
+import itertools
 import threading
 import types
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -28,7 +29,10 @@ __all__ = ["MAX_ENTRIES", "cached", "clear", "size"]
 MAX_ENTRIES = 256
 
 _LOCK = threading.Lock()
-_ENTRIES: OrderedDict[Any, tuple[Any, ...]] = OrderedDict()
+#: key -> [transform, last use, weak references]; a hit stamps the entry's last use (a
+#: number from _TICKS) rather than moving it in an ordered dict, which costs more per hit.
+_ENTRIES: dict[Any, list[Any]] = {}
+_TICKS = itertools.count()
 
 
 def _is_state(x: Any) -> bool:
@@ -51,8 +55,32 @@ def _weakable(parts: tuple[Any, ...]) -> bool:
     return True
 
 
+def _positional_signature(fun: Any) -> inspect.Signature | None:
+    """``fun``'s signature if every parameter is positional without a default, else ``None``.
+
+    Annotations are left out: the signature must hold nothing of the user's
+    but the parameters' names.
+    """
+    try:
+        signature = inspect.signature(fun, follow_wrapped=False)
+    except (TypeError, ValueError):
+        return None
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    params = []
+    for p in signature.parameters.values():
+        if p.kind not in positional or p.default is not p.empty:
+            return None
+        params.append(p.replace(annotation=p.empty))
+    return inspect.Signature(params)
+
+
 def _weak_proxy(fun: Any, refs: tuple[weakref.ref, ...]) -> Callable[..., Any]:
-    """A stand-in for ``fun`` that reaches it only through weak references."""
+    """A stand-in for ``fun`` that reaches it only through weak references.
+
+    It shows ``fun``'s signature when that is a plain positional one (the
+    run-now calls pass every argument by position, and the compiled call may
+    then take the same parameters; see ``statejax``'s ``call_signature``).
+    """
     if len(refs) == 2:
         self_ref, func_ref = refs
 
@@ -70,6 +98,9 @@ def _weak_proxy(fun: Any, refs: tuple[weakref.ref, ...]) -> Callable[..., Any]:
             setattr(target, attr, getattr(fun, attr))
         except (AttributeError, TypeError):
             pass
+    signature = _positional_signature(fun)
+    if signature is not None:
+        target.__signature__ = signature  # type: ignore[attr-defined]
     return target
 
 
@@ -155,10 +186,7 @@ def cached(
         return build(fun, grad_states, False, options)
     if entry is None:
         return _miss(build, key, fun, grad_states)
-    try:
-        _ENTRIES.move_to_end(key)
-    except KeyError:  # evicted meanwhile by another thread
-        pass
+    entry[1] = next(_TICKS)
     return entry[0]
 
 
@@ -202,9 +230,9 @@ def _miss(build: Callable[..., Any], key: tuple[Any, ...], fun: Any, grad_states
     state_refs = tuple(weakref.ref(s, evict) for s in states)
     transform = build(_weak_proxy(fun, refs), grad_states, True, options)
     with _LOCK:
-        _ENTRIES[key] = (transform, refs, state_refs)
-        while len(_ENTRIES) > MAX_ENTRIES:
-            _ENTRIES.popitem(last=False)
+        _ENTRIES[key] = [transform, next(_TICKS), refs, state_refs]
+        while len(_ENTRIES) > MAX_ENTRIES:  # the least recently used goes
+            del _ENTRIES[min(_ENTRIES, key=lambda k: _ENTRIES[k][1])]
     return transform
 
 

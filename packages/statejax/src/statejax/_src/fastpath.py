@@ -146,7 +146,9 @@ def _code(source: str, label: str, name: str) -> types.CodeType:
     namespace: dict[str, Any] = {}
     exec(compile(source, label, "exec"), {}, namespace)  # noqa: S102
     code = namespace["call"].__code__
-    return code.replace(co_name=name) if name.isidentifier() else code
+    # Named after the user's function, so that Python's own errors (a missing or an extra
+    # argument) name it; Python names a function by its qualified name there.
+    return code.replace(co_name=name, co_qualname=name)
 
 
 def _function(source: str, globs: dict[str, Any], name: str, label: str) -> types.FunctionType:
