@@ -14,6 +14,7 @@ from stategraph.extend import PrivateTrace
 from statejax import StatefulFunction
 
 from .debug_nan import bad_flag, call_checked
+from .fast_call import with_plain_call
 from .jax_compat import DISABLE_JIT
 from .options import Argnums, GradStates
 from .output_checks import (
@@ -128,6 +129,7 @@ class GradientTransform:
         plain = None if self.argnums.given else target
         self._driver = StatefulFunction(self._drive, api=name, call_signature=plain)
         functools.update_wrapper(self, target, updated=())
+        with_plain_call(self, GradientTransform)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if DISABLE_JIT.value:  # as jax.grad under jax.disable_jit(): run the Python body
