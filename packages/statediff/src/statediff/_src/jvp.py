@@ -238,7 +238,7 @@ def jvp(
     if type(primals) is not tuple or type(tangents) is not tuple or len(primals) != len(tangents):
         _check_sequences(primals, tangents)
         primals, tangents = tuple(primals), tuple(tangents)
-    argnums = all_positions(grad_states, len(primals))
+    argnums = None if grad_states is None else all_positions(grad_states, len(primals))
     if unit_aware:
         made = units_backend(_API).make(
             "jvp",

@@ -208,7 +208,7 @@ def linearize(
         >>> jvp_fn(1.0, state_tangents=[jnp.ones(2)])
         Array([4., 5.], dtype=float32)
     """
-    argnums = all_positions(grad_states, len(primals))
+    argnums = None if grad_states is None else all_positions(grad_states, len(primals))
     if unit_aware:
         made = units_backend(_API).make(
             "linearize",

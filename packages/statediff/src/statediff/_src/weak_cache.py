@@ -13,7 +13,6 @@ at most :data:`MAX_ENTRIES` transforms (least recently used evicted).
 from __future__ import annotations
 
 import inspect
-import itertools
 import threading
 import types
 import weakref
@@ -29,10 +28,13 @@ __all__ = ["MAX_ENTRIES", "cached", "clear", "size"]
 MAX_ENTRIES = 256
 
 _LOCK = threading.Lock()
-#: key -> [transform, last use, weak references]; a hit stamps the entry's last use (a
-#: number from _TICKS) rather than moving it in an ordered dict, which costs more per hit.
+#: key -> [transform, used since the last sweep, weak references...], in insertion order.
+#: Eviction is least-recently-used by the "second chance" rule: a hit only sets the entry's
+#: flag (moving the entry in an ordered dict would cost more on every hit); when the cache is
+#: full, the oldest entry whose flag is clear goes, and entries passed over with their flag
+#: set are cleared and moved to the end.
 _ENTRIES: dict[Any, list[Any]] = {}
-_TICKS = itertools.count()
+_METHOD = types.MethodType
 
 
 def _is_state(x: Any) -> bool:
@@ -41,7 +43,7 @@ def _is_state(x: Any) -> bool:
 
 def _owners(fun: Any) -> tuple[Any, ...]:
     """Return the objects that identify ``fun`` (held weakly by the cache)."""
-    if type(fun) is types.MethodType:
+    if type(fun) is _METHOD:
         return (fun.__self__, fun.__func__)
     return (fun,)
 
@@ -165,7 +167,7 @@ def cached(
     # is a State (see _miss), so a hit can only be a call with those states.
     # One flat tuple: a container's tag, then (for a dict) its keys, then the
     # states' identities; the tag and the length tell the parts apart.
-    if type(fun) is types.MethodType:
+    if type(fun) is _METHOD:
         fun_key: Any = (id(fun.__self__), id(fun.__func__))
     else:
         fun_key = id(fun)
@@ -186,7 +188,7 @@ def cached(
         return build(fun, grad_states, False, options)
     if entry is None:
         return _miss(build, key, fun, grad_states)
-    entry[1] = next(_TICKS)
+    entry[1] = True
     return entry[0]
 
 
@@ -215,6 +217,7 @@ def _miss(build: Callable[..., Any], key: tuple[Any, ...], fun: Any, grad_states
         states = nested[1]
         entry = _ENTRIES.get(key)
         if entry is not None:
+            entry[1] = True
             return entry[0]
     owners = _owners(fun)
     if not _weakable(owners):
@@ -230,10 +233,21 @@ def _miss(build: Callable[..., Any], key: tuple[Any, ...], fun: Any, grad_states
     state_refs = tuple(weakref.ref(s, evict) for s in states)
     transform = build(_weak_proxy(fun, refs), grad_states, True, options)
     with _LOCK:
-        _ENTRIES[key] = [transform, next(_TICKS), refs, state_refs]
-        while len(_ENTRIES) > MAX_ENTRIES:  # the least recently used goes
-            del _ENTRIES[min(_ENTRIES, key=lambda k: _ENTRIES[k][1])]
+        _ENTRIES[key] = [transform, False, refs, state_refs]
+        if len(_ENTRIES) > MAX_ENTRIES:
+            _evict_one()
     return transform
+
+
+def _evict_one() -> None:
+    """Drop the least recently used entry (second chance; the caller holds the lock)."""
+    while True:
+        key = next(iter(_ENTRIES))
+        entry = _ENTRIES.pop(key)
+        if not entry[1]:
+            return
+        entry[1] = False
+        _ENTRIES[key] = entry
 
 
 def clear() -> None:
