@@ -54,6 +54,12 @@ class GradientTransform:
     The whole call is one cached compiled function: the Python body runs once
     per signature, eager calls included.
 
+    Without ``argnums``, for a ``target`` whose parameters are all positional
+    without defaults, the instance is of a subclass of this class (of the same
+    name, adding nothing else) whose ``__call__`` takes those parameters and
+    calls the compiled function directly: ``isinstance`` holds, and a call
+    costs less Python than ``__call__(*args, **kwargs)`` would.
+
     Args:
         target: The stateful function.
         transform: ``transform(fun, argnums, has_aux=True, **params)`` returning
