@@ -284,6 +284,11 @@ def test_cache_evicts_the_least_recently_used(monkeypatch):
     weak_cache.cached(vjp_build, "vjp", f3, None, options)  # evicts f2, not f1
     assert weak_cache.size() == 2
     assert weak_cache.cached(vjp_build, "vjp", f1, None, options) is kept
+    # Every entry used since the last sweep: the newest entry still stays.
+    weak_cache.cached(vjp_build, "vjp", f3, None, options)
+    newest = weak_cache.cached(vjp_build, "vjp", f2, None, options)
+    assert weak_cache.size() == 2
+    assert weak_cache.cached(vjp_build, "vjp", f2, None, options) is newest
 
 
 class _Annotation:

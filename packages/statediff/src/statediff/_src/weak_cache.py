@@ -233,9 +233,10 @@ def _miss(build: Callable[..., Any], key: tuple[Any, ...], fun: Any, grad_states
     state_refs = tuple(weakref.ref(s, evict) for s in states)
     transform = build(_weak_proxy(fun, refs), grad_states, True, options)
     with _LOCK:
-        _ENTRIES[key] = [transform, False, refs, state_refs]
-        if len(_ENTRIES) > MAX_ENTRIES:
+        # Make room first: the new entry must not be the one the sweep evicts.
+        while _ENTRIES and len(_ENTRIES) >= MAX_ENTRIES and key not in _ENTRIES:
             _evict_one()
+        _ENTRIES[key] = [transform, False, refs, state_refs]
     return transform
 
 
