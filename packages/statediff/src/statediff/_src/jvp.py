@@ -15,7 +15,7 @@ from .jax_compat import DISABLE_JIT
 from .pure_call import DiffTransform, make_call
 from .tangents import arg_tangents, state_tangents
 from .units_hook import units_backend
-from .weak_cache import cached
+from .weak_cache import cached, dict_hit, dict_table, quick_table
 
 __all__ = ["JVPTransform", "jvp"]
 
@@ -135,6 +135,9 @@ class JVPTransform(DiffTransform):
 
 
 _API = "statediff.jvp"
+#: The cached compiled calls of plain functions under the default settings (see ``jvp``).
+_DEFAULTS = quick_table("jvp", (None, False, True))
+_WITH_DICT = dict_table("jvp")  # and those with a dict of States as grad_states
 
 
 def _build(target: Any, gs: Any, weak: bool, settings: tuple[Any, bool, bool]) -> JVPTransform:
@@ -235,6 +238,20 @@ def jvp(
         >>> ty
         Array([3., 3.], dtype=float32)
     """
+    if grad_states is None and has_aux is False and check_states is True and unit_aware is False:
+        # The common call, of a function already cached with these settings, goes straight
+        # to its compiled call: in an eager loop, every Python operation between two
+        # dispatches costs several times its own time.
+        hit = _DEFAULTS.get(id(fun))
+        if (
+            hit is not None
+            and type(primals) is tuple
+            and type(tangents) is tuple
+            and len(primals) == len(tangents)
+            and not DISABLE_JIT.value
+        ):
+            hit[1] = True  # used (see weak_cache)
+            return hit[4](primals, tangents, state_tangents)
     if type(primals) is not tuple or type(tangents) is not tuple or len(primals) != len(tangents):
         _check_sequences(primals, tangents)
         primals, tangents = tuple(primals), tuple(tangents)
@@ -250,7 +267,12 @@ def jvp(
         )
         return made(tuple(primals), tuple(tangents), state_tangents)
     # The transform normalises the flags; as keys, 1 and True (or np.True_) are the same.
-    transform = cached(_build, "jvp", fun, grad_states, (argnums, has_aux, check_states))
+    options = (argnums, has_aux, check_states)
+    if type(grad_states) is dict and not DISABLE_JIT.value:
+        call = dict_hit(_WITH_DICT, fun, grad_states, options)
+        if call is not None:
+            return call(primals, tangents, state_tangents)
+    transform = cached(_build, "jvp", fun, grad_states, options)
     if DISABLE_JIT.value:  # under jax.disable_jit(): run the Python body, op by op
         return transform._drive(primals, tangents, state_tangents)
     return transform._driver._call(primals, tangents, state_tangents)

@@ -19,7 +19,7 @@ from .residual_fn import residual_function, residual_of
 from .tangents import arg_tangents
 from .tangents import state_tangents as _state_tangents
 from .units_hook import units_backend
-from .weak_cache import cached
+from .weak_cache import cached, dict_hit, dict_table, quick_table
 
 __all__ = ["LinearizeTransform", "linearize"]
 
@@ -138,6 +138,9 @@ class LinearizeTransform(DiffTransform):
 
 
 _API = "statediff.linearize"
+#: The cached compiled calls of plain functions under the default settings (see ``jvp``).
+_DEFAULTS = quick_table("linearize", (None, False, True))
+_WITH_DICT = dict_table("linearize")  # and those with a dict of States as grad_states
 
 
 def _build(
@@ -208,6 +211,11 @@ def linearize(
         >>> jvp_fn(1.0, state_tangents=[jnp.ones(2)])
         Array([4., 5.], dtype=float32)
     """
+    if grad_states is None and has_aux is False and check_states is True and unit_aware is False:
+        hit = _DEFAULTS.get(id(fun))  # as in jvp: a cached function, the default settings
+        if hit is not None and not DISABLE_JIT.value:
+            hit[1] = True  # used (see weak_cache)
+            return hit[4](*primals)
     argnums = None if grad_states is None else all_positions(grad_states, len(primals))
     if unit_aware:
         made = units_backend(_API).make(
@@ -220,7 +228,12 @@ def linearize(
         )
         return made(*primals)
     # The transform normalises the flags; as keys, 1 and True (or np.True_) are the same.
-    transform = cached(_build, "linearize", fun, grad_states, (argnums, has_aux, check_states))
+    options = (argnums, has_aux, check_states)
+    if type(grad_states) is dict and not DISABLE_JIT.value:
+        call = dict_hit(_WITH_DICT, fun, grad_states, options)
+        if call is not None:
+            return call(*primals)
+    transform = cached(_build, "linearize", fun, grad_states, options)
     if DISABLE_JIT.value:  # under jax.disable_jit(): run the Python body, op by op
         return transform._drive(*primals)
     return transform._driver._call(*primals)

@@ -13,11 +13,12 @@ import jax
 import numpy as np
 
 from .jax_compat import DISABLE_JIT
+from .options import Argnums
 from .pure_call import DiffTransform, make_call
 from .residual_fn import residual_function, residual_of
 from .tangents import tangent_dtype
 from .units_hook import units_backend
-from .weak_cache import cached
+from .weak_cache import cached, dict_hit, dict_table, quick_table
 
 __all__ = ["VJPTransform", "vjp"]
 
@@ -152,6 +153,10 @@ class VJPTransform(DiffTransform):
 
 
 _API = "statediff.vjp"
+_ARGNUMS = 0  # the default argnums
+#: The cached compiled calls of plain functions under the default settings (see ``jvp``).
+_DEFAULTS = quick_table("vjp", (_ARGNUMS, False, True))
+_WITH_DICT = dict_table("vjp")  # and those with a dict of States as grad_states
 
 
 def _build(target: Any, gs: Any, weak: bool, settings: tuple[Any, bool, bool]) -> VJPTransform:
@@ -165,8 +170,13 @@ def _vjp_argnums(argnums: Any, n: int) -> Any:
         return None
     if type(argnums) is int and 0 <= argnums < n:
         return argnums
-    if isinstance(argnums, bool) or not isinstance(argnums, (int, np.integer, tuple, list)):
-        return argnums if not isinstance(argnums, list) else tuple(argnums)  # Argnums judges
+    if isinstance(argnums, bool) or (
+        isinstance(argnums, (tuple, list)) and any(isinstance(i, bool) for i in argnums)
+    ):
+        # Raise here: as cache keys, False and 0 (or True and 1) are the same.
+        Argnums(_API, argnums, default_zero=False)
+    if not isinstance(argnums, (int, np.integer, tuple, list)):
+        return argnums  # Argnums judges
     items = (argnums,) if isinstance(argnums, (int, np.integer)) else tuple(argnums)
     out = []
     for i in items:
@@ -186,7 +196,7 @@ def vjp(
     fun: Callable[..., Any],
     *primals: Any,
     grad_states: Any = None,
-    argnums: int | tuple[int, ...] | None = 0,
+    argnums: int | tuple[int, ...] | None = _ARGNUMS,
     has_aux: bool = False,
     unit_aware: bool = False,
     check_states: bool = True,
@@ -257,6 +267,18 @@ def vjp(
         >>> state_cts, arg_ct
         ({'w': Array([3., 3.], dtype=float32)}, Array(3., dtype=float32, weak_type=True))
     """
+    if (
+        grad_states is None
+        and argnums is _ARGNUMS  # the default (an int 0 that is not this object takes the long way)
+        and has_aux is False
+        and check_states is True
+        and unit_aware is False
+        and primals
+    ):
+        hit = _DEFAULTS.get(id(fun))  # as in jvp: a cached function, the default settings
+        if hit is not None and not DISABLE_JIT.value:
+            hit[1] = True  # used (see weak_cache)
+            return hit[4](*primals)
     if argnums is None or (type(argnums) is int and 0 <= argnums < len(primals)):
         eff = argnums  # the common cases, without a call
     else:
@@ -273,7 +295,12 @@ def vjp(
         made = units_backend(_API).make("vjp", fun, check_states=check_states, **options)
         return made(*primals)
     # The transform normalises the flags; as keys, 1 and True (or np.True_) are the same.
-    transform = cached(_build, "vjp", fun, grad_states, (eff, has_aux, check_states))
+    options = (eff, has_aux, check_states)
+    if type(grad_states) is dict and not DISABLE_JIT.value:
+        call = dict_hit(_WITH_DICT, fun, grad_states, options)
+        if call is not None:
+            return call(*primals)
+    transform = cached(_build, "vjp", fun, grad_states, options)
     if DISABLE_JIT.value:  # under jax.disable_jit(): run the Python body, op by op
         return transform._drive(*primals)
     return transform._driver._call(*primals)

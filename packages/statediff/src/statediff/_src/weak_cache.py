@@ -23,18 +23,86 @@ import jax
 
 from stategraph import State
 
-__all__ = ["MAX_ENTRIES", "cached", "clear", "size"]
+__all__ = ["MAX_ENTRIES", "cached", "clear", "dict_hit", "dict_table", "quick_table", "size"]
 
 MAX_ENTRIES = 256
 
 _LOCK = threading.Lock()
-#: key -> [transform, used since the last sweep, weak references...], in insertion order.
+#: key -> [transform, used since the last sweep, weak references to the function's owners,
+#: weak references to the states, the transform's compiled call, its quick table or None,
+#: the function's key], in insertion order.
 #: Eviction is least-recently-used by the "second chance" rule: a hit only sets the entry's
 #: flag (moving the entry in an ordered dict would cost more on every hit); when the cache is
 #: full, the oldest entry whose flag is clear goes, and entries passed over with their flag
 #: set are cleared and moved to the end.
 _ENTRIES: dict[Any, list[Any]] = {}
 _METHOD = types.MethodType
+#: (kind, options) -> {id(fun): entry}: the entries of plain functions without
+#: ``grad_states`` under those options (see :func:`quick_table`).
+_QUICK: dict[tuple[str, tuple[Any, ...]], dict[int, list[Any]]] = {}
+#: kind -> {id(fun): entry}: the newest entry of each plain function with a dict of States
+#: as ``grad_states`` (see :func:`dict_table`).
+_BY_DICT: dict[str, dict[int, list[Any]]] = {}
+# The parts of an entry (a list, so that a hit can set its flag in place). The memo of an
+# entry in a dict table is (options, the dict's keys, its states' identities).
+_TRANSFORM, _USED, _REFS, _STATE_REFS, _CALL, _TABLE, _FUN_KEY, _MEMO = range(8)
+
+
+def quick_table(kind: str, options: tuple[Any, ...]) -> dict[int, list[Any]]:
+    """The table of the cached transforms of ``kind`` for calls without ``grad_states``.
+
+    It maps ``id(fun)`` to the entry of a plain function (not a bound
+    method) cached with ``grad_states=None`` and these ``options``; a
+    run-now call with exactly these settings may look its function up here
+    (one integer key) instead of calling :func:`cached`. On a hit, the caller
+    sets ``entry[1] = True`` (used, for the eviction) and calls ``entry[4]``,
+    the transform's compiled call. An entry leaves the table when it leaves
+    the cache, so an id in the table always denotes a live function. Reads
+    need no lock (one dictionary lookup); writes happen under the lock.
+    """
+    with _LOCK:
+        return _QUICK.setdefault((kind, options), {})
+
+
+def dict_table(kind: str) -> dict[int, list[Any]]:
+    """The table of the cached transforms of ``kind`` for calls with a dict of States.
+
+    It maps ``id(fun)`` to the newest entry of a plain function cached with a
+    ``dict`` of States as ``grad_states``; :func:`dict_hit` reads it. Like
+    :func:`quick_table`, an id in it always denotes a live function, and the
+    identities in an entry's memo always denote live states.
+    """
+    with _LOCK:
+        return _BY_DICT.setdefault(kind, {})
+
+
+def dict_hit(
+    table: dict[int, list[Any]], fun: Any, grad_states: dict[Any, Any], options: tuple[Any, ...]
+) -> Callable[..., Any] | None:
+    """The compiled call cached for ``fun`` with this dict of states and options, or ``None``.
+
+    Cheaper than :func:`cached` for the entry in ``table``: one integer key and
+    one comparison of the settings, without hashing them. The dict may have
+    been changed in place since, so its keys and states are compared.
+    """
+    hit = table.get(id(fun))
+    if hit is None:
+        return None
+    try:
+        same = hit[_MEMO] == (options, tuple(grad_states), tuple(map(id, grad_states.values())))
+    except (TypeError, ValueError):  # odd settings (an array as argnums): the long way judges
+        return None
+    if same is not True:
+        return None
+    hit[_USED] = True
+    return hit[_CALL]
+
+
+def _unlink(entry: list[Any]) -> None:
+    """Remove an entry leaving the cache from its quick table (the caller holds the lock)."""
+    table = entry[_TABLE]
+    if table is not None and table.get(entry[_FUN_KEY]) is entry:
+        del table[entry[_FUN_KEY]]
 
 
 def _is_state(x: Any) -> bool:
@@ -152,7 +220,9 @@ def cached(
 
     Args:
         build: ``build(target, grad_states, weak, options)`` makes the
-            transform; with ``weak=True`` it must hold ``grad_states`` weakly.
+            transform (a ``DiffTransform``: its compiled call is
+            ``transform._driver._call``); with ``weak=True`` it must hold
+            ``grad_states`` weakly.
         kind: Which transform (part of the key).
         fun: The user's function.
         grad_states: The user's ``grad_states``.
@@ -188,8 +258,8 @@ def cached(
         return build(fun, grad_states, False, options)
     if entry is None:
         return _miss(build, key, fun, grad_states)
-    entry[1] = True
-    return entry[0]
+    entry[_USED] = True
+    return entry[_TRANSFORM]
 
 
 def _quick_states(grad_states: Any) -> list[State] | None:
@@ -217,8 +287,8 @@ def _miss(build: Callable[..., Any], key: tuple[Any, ...], fun: Any, grad_states
         states = nested[1]
         entry = _ENTRIES.get(key)
         if entry is not None:
-            entry[1] = True
-            return entry[0]
+            entry[_USED] = True
+            return entry[_TRANSFORM]
     owners = _owners(fun)
     if not _weakable(owners):
         return build(fun, grad_states, False, options)
@@ -227,7 +297,9 @@ def _miss(build: Callable[..., Any], key: tuple[Any, ...], fun: Any, grad_states
         lock = _LOCK  # None while the interpreter shuts down
         if lock is not None:
             with lock:
-                _ENTRIES.pop(key, None)
+                gone = _ENTRIES.pop(key, None)
+                if gone is not None:
+                    _unlink(gone)
 
     refs = tuple(weakref.ref(p, evict) for p in owners)
     state_refs = tuple(weakref.ref(s, evict) for s in states)
@@ -236,7 +308,21 @@ def _miss(build: Callable[..., Any], key: tuple[Any, ...], fun: Any, grad_states
         # Make room first: the new entry must not be the one the sweep evicts.
         while _ENTRIES and len(_ENTRIES) >= MAX_ENTRIES and key not in _ENTRIES:
             _evict_one()
-        _ENTRIES[key] = [transform, False, refs, state_refs]
+        old = _ENTRIES.get(key)
+        if old is not None:  # another thread stored it meanwhile: keep theirs
+            return old[_TRANSFORM]
+        table, memo = None, None
+        if type(fun_key) is int:  # a plain function
+            if grad_states is None:
+                table = _QUICK.get((kind, options))
+            elif type(grad_states) is dict:
+                table = _BY_DICT.get(kind)
+                memo = (options, tuple(grad_states), tuple(map(id, states)))
+        call = transform._driver._call
+        entry = [transform, False, refs, state_refs, call, table, fun_key, memo]
+        _ENTRIES[key] = entry
+        if table is not None:
+            table[fun_key] = entry
     return transform
 
 
@@ -245,9 +331,10 @@ def _evict_one() -> None:
     while True:
         key = next(iter(_ENTRIES))
         entry = _ENTRIES.pop(key)
-        if not entry[1]:
+        if not entry[_USED]:
+            _unlink(entry)
             return
-        entry[1] = False
+        entry[_USED] = False
         _ENTRIES[key] = entry
 
 
@@ -255,6 +342,8 @@ def clear() -> None:
     """Forget every cached transform."""
     with _LOCK:
         _ENTRIES.clear()
+        for table in (*_QUICK.values(), *_BY_DICT.values()):
+            table.clear()
 
 
 def size() -> int:
