@@ -15,7 +15,7 @@ from .jax_compat import DISABLE_JIT
 from .pure_call import DiffTransform, make_call
 from .tangents import arg_tangents, state_tangents
 from .units_hook import units_backend
-from .weak_cache import cached, dict_hit, dict_table, quick_table
+from .weak_cache import cached, quick_table
 
 __all__ = ["JVPTransform", "jvp"]
 
@@ -137,7 +137,6 @@ class JVPTransform(DiffTransform):
 _API = "statediff.jvp"
 #: The cached compiled calls of plain functions under the default settings (see ``jvp``).
 _DEFAULTS = quick_table("jvp", (None, False, True))
-_WITH_DICT = dict_table("jvp")  # and those with a dict of States as grad_states
 
 
 def _build(target: Any, gs: Any, weak: bool, settings: tuple[Any, bool, bool]) -> JVPTransform:
@@ -268,10 +267,6 @@ def jvp(
         return made(tuple(primals), tuple(tangents), state_tangents)
     # The transform normalises the flags; as keys, 1 and True (or np.True_) are the same.
     options = (argnums, has_aux, check_states)
-    if type(grad_states) is dict and not DISABLE_JIT.value:
-        call = dict_hit(_WITH_DICT, fun, grad_states, options)
-        if call is not None:
-            return call(primals, tangents, state_tangents)
     transform = cached(_build, "jvp", fun, grad_states, options)
     if DISABLE_JIT.value:  # under jax.disable_jit(): run the Python body, op by op
         return transform._drive(primals, tangents, state_tangents)

@@ -19,7 +19,7 @@ from .residual_fn import residual_function, residual_of
 from .tangents import arg_tangents
 from .tangents import state_tangents as _state_tangents
 from .units_hook import units_backend
-from .weak_cache import cached, dict_hit, dict_table, quick_table
+from .weak_cache import cached, quick_table
 
 __all__ = ["LinearizeTransform", "linearize"]
 
@@ -140,7 +140,6 @@ class LinearizeTransform(DiffTransform):
 _API = "statediff.linearize"
 #: The cached compiled calls of plain functions under the default settings (see ``jvp``).
 _DEFAULTS = quick_table("linearize", (None, False, True))
-_WITH_DICT = dict_table("linearize")  # and those with a dict of States as grad_states
 
 
 def _build(
@@ -229,10 +228,6 @@ def linearize(
         return made(*primals)
     # The transform normalises the flags; as keys, 1 and True (or np.True_) are the same.
     options = (argnums, has_aux, check_states)
-    if type(grad_states) is dict and not DISABLE_JIT.value:
-        call = dict_hit(_WITH_DICT, fun, grad_states, options)
-        if call is not None:
-            return call(*primals)
     transform = cached(_build, "linearize", fun, grad_states, options)
     if DISABLE_JIT.value:  # under jax.disable_jit(): run the Python body, op by op
         return transform._drive(*primals)

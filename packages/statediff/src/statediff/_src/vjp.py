@@ -18,7 +18,7 @@ from .pure_call import DiffTransform, make_call
 from .residual_fn import residual_function, residual_of
 from .tangents import tangent_dtype
 from .units_hook import units_backend
-from .weak_cache import cached, dict_hit, dict_table, quick_table
+from .weak_cache import cached, quick_table
 
 __all__ = ["VJPTransform", "vjp"]
 
@@ -156,7 +156,6 @@ _API = "statediff.vjp"
 _ARGNUMS = 0  # the default argnums
 #: The cached compiled calls of plain functions under the default settings (see ``jvp``).
 _DEFAULTS = quick_table("vjp", (_ARGNUMS, False, True))
-_WITH_DICT = dict_table("vjp")  # and those with a dict of States as grad_states
 
 
 def _build(target: Any, gs: Any, weak: bool, settings: tuple[Any, bool, bool]) -> VJPTransform:
@@ -296,10 +295,6 @@ def vjp(
         return made(*primals)
     # The transform normalises the flags; as keys, 1 and True (or np.True_) are the same.
     options = (eff, has_aux, check_states)
-    if type(grad_states) is dict and not DISABLE_JIT.value:
-        call = dict_hit(_WITH_DICT, fun, grad_states, options)
-        if call is not None:
-            return call(*primals)
     transform = cached(_build, "vjp", fun, grad_states, options)
     if DISABLE_JIT.value:  # under jax.disable_jit(): run the Python body, op by op
         return transform._drive(*primals)

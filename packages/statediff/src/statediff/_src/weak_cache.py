@@ -8,6 +8,12 @@ the states are held by weak reference, the cached transform calls the
 function through a weak proxy and holds its ``grad_states`` weakly, and an
 entry disappears as soon as one of them is garbage-collected. The cache holds
 at most :data:`MAX_ENTRIES` transforms (least recently used evicted).
+
+Side tables make the commonest hit, a plain function without ``grad_states``
+under given options, cheaper than building and hashing a key: a
+:func:`quick_table` maps ``id(fun)`` to an entry of the cache and loses it
+when the cache does. (With ``grad_states``, comparing the states costs about
+what the key costs, so those calls use the key.)
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import jax
 
 from stategraph import State
 
-__all__ = ["MAX_ENTRIES", "cached", "clear", "dict_hit", "dict_table", "quick_table", "size"]
+__all__ = ["MAX_ENTRIES", "cached", "clear", "quick_table", "size"]
 
 MAX_ENTRIES = 256
 
@@ -40,12 +46,8 @@ _METHOD = types.MethodType
 #: (kind, options) -> {id(fun): entry}: the entries of plain functions without
 #: ``grad_states`` under those options (see :func:`quick_table`).
 _QUICK: dict[tuple[str, tuple[Any, ...]], dict[int, list[Any]]] = {}
-#: kind -> {id(fun): entry}: the newest entry of each plain function with a dict of States
-#: as ``grad_states`` (see :func:`dict_table`).
-_BY_DICT: dict[str, dict[int, list[Any]]] = {}
-# The parts of an entry (a list, so that a hit can set its flag in place). The memo of an
-# entry in a dict table is (options, the dict's keys, its states' identities).
-_TRANSFORM, _USED, _REFS, _STATE_REFS, _CALL, _TABLE, _FUN_KEY, _MEMO = range(8)
+# The parts of an entry (a list, so that a hit can set its flag in place).
+_TRANSFORM, _USED, _REFS, _STATE_REFS, _CALL, _TABLE, _FUN_KEY = range(7)
 
 
 def quick_table(kind: str, options: tuple[Any, ...]) -> dict[int, list[Any]]:
@@ -62,40 +64,6 @@ def quick_table(kind: str, options: tuple[Any, ...]) -> dict[int, list[Any]]:
     """
     with _LOCK:
         return _QUICK.setdefault((kind, options), {})
-
-
-def dict_table(kind: str) -> dict[int, list[Any]]:
-    """The table of the cached transforms of ``kind`` for calls with a dict of States.
-
-    It maps ``id(fun)`` to the newest entry of a plain function cached with a
-    ``dict`` of States as ``grad_states``; :func:`dict_hit` reads it. Like
-    :func:`quick_table`, an id in it always denotes a live function, and the
-    identities in an entry's memo always denote live states.
-    """
-    with _LOCK:
-        return _BY_DICT.setdefault(kind, {})
-
-
-def dict_hit(
-    table: dict[int, list[Any]], fun: Any, grad_states: dict[Any, Any], options: tuple[Any, ...]
-) -> Callable[..., Any] | None:
-    """The compiled call cached for ``fun`` with this dict of states and options, or ``None``.
-
-    Cheaper than :func:`cached` for the entry in ``table``: one integer key and
-    one comparison of the settings, without hashing them. The dict may have
-    been changed in place since, so its keys and states are compared.
-    """
-    hit = table.get(id(fun))
-    if hit is None:
-        return None
-    try:
-        same = hit[_MEMO] == (options, tuple(grad_states), tuple(map(id, grad_states.values())))
-    except (TypeError, ValueError):  # odd settings (an array as argnums): the long way judges
-        return None
-    if same is not True:
-        return None
-    hit[_USED] = True
-    return hit[_CALL]
 
 
 def _unlink(entry: list[Any]) -> None:
@@ -311,15 +279,11 @@ def _miss(build: Callable[..., Any], key: tuple[Any, ...], fun: Any, grad_states
         old = _ENTRIES.get(key)
         if old is not None:  # another thread stored it meanwhile: keep theirs
             return old[_TRANSFORM]
-        table, memo = None, None
-        if type(fun_key) is int:  # a plain function
-            if grad_states is None:
-                table = _QUICK.get((kind, options))
-            elif type(grad_states) is dict:
-                table = _BY_DICT.get(kind)
-                memo = (options, tuple(grad_states), tuple(map(id, states)))
+        table = None
+        if grad_states is None and type(fun_key) is int:  # a plain function
+            table = _QUICK.get((kind, options))
         call = transform._driver._call
-        entry = [transform, False, refs, state_refs, call, table, fun_key, memo]
+        entry = [transform, False, refs, state_refs, call, table, fun_key]
         _ENTRIES[key] = entry
         if table is not None:
             table[fun_key] = entry
@@ -342,7 +306,7 @@ def clear() -> None:
     """Forget every cached transform."""
     with _LOCK:
         _ENTRIES.clear()
-        for table in (*_QUICK.values(), *_BY_DICT.values()):
+        for table in _QUICK.values():
             table.clear()
 
 
