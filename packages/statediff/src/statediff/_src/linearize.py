@@ -212,7 +212,7 @@ def linearize(
     """
     if grad_states is None and has_aux is False and check_states is True and unit_aware is False:
         hit = _DEFAULTS.get(id(fun))  # as in jvp: a cached function, the default settings
-        if hit is not None and not DISABLE_JIT.value:
+        if hit is not None:
             hit[1] = True  # used (see weak_cache)
             return hit[4](*primals)
     argnums = None if grad_states is None else all_positions(grad_states, len(primals))

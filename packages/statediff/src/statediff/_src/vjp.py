@@ -275,7 +275,7 @@ def vjp(
         and primals
     ):
         hit = _DEFAULTS.get(id(fun))  # as in jvp: a cached function, the default settings
-        if hit is not None and not DISABLE_JIT.value:
+        if hit is not None:
             hit[1] = True  # used (see weak_cache)
             return hit[4](*primals)
     if argnums is None or (type(argnums) is int and 0 <= argnums < len(primals)):
