@@ -54,11 +54,12 @@ class GradientTransform:
     The whole call is one cached compiled function: the Python body runs once
     per signature, eager calls included.
 
-    Without ``argnums``, for a ``target`` whose parameters are all positional
-    without defaults, the instance is of a subclass of this class (of the same
-    name, adding nothing else) whose ``__call__`` takes those parameters and
-    calls the compiled function directly: ``isinstance`` holds, and a call
-    costs less Python than ``__call__(*args, **kwargs)`` would.
+    Without ``argnums`` and ``debug_nan``, for a ``target`` whose parameters
+    are all positional without defaults, the instance is of its own subclass
+    of this class (of the same name, adding nothing else) whose ``__call__``
+    is the compiled function's generated call itself: ``isinstance`` holds,
+    ``type(g) is GradientTransform`` does not, and a call costs one Python
+    frame instead of two.
 
     Args:
         target: The stateful function.
@@ -126,7 +127,7 @@ class GradientTransform:
         self.integer_inputs = integer_inputs
         self.holomorphic = holomorphic
         self.complex_inputs = complex_inputs
-        self.debug_nan = bool(debug_nan)
+        self._debug_nan = bool(debug_nan)
         self._lifted = StatefulFunction(target, api=name)
         # Without argnums, which arguments are passed by keyword changes nothing: the compiled
         # call may then take the target's own positional signature (no *args/**kwargs
@@ -136,6 +137,19 @@ class GradientTransform:
         self._driver = StatefulFunction(self._drive, api=name, call_signature=plain)
         functools.update_wrapper(self, target, updated=())
         with_plain_call(self, GradientTransform)
+
+    @property
+    def debug_nan(self) -> bool:
+        """Whether a derivative holding NaN or Inf raises (fixed at construction)."""
+        return self._debug_nan
+
+    @debug_nan.setter
+    def debug_nan(self, value: Any) -> None:
+        # The compiled driver's output (and the call path) are made for the flag's value.
+        raise AttributeError(
+            f"{self.name}: debug_nan is fixed when the transform is made (got {value!r}). "
+            "Fix: build a new transform with debug_nan=..."
+        )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if DISABLE_JIT.value:  # as jax.grad under jax.disable_jit(): run the Python body
@@ -266,6 +280,12 @@ class GradientTransform:
         # states in grad_states show the transform's tracers, the others their
         # lifted values, and writes stay private until the primal values are
         # written back below.
+        if DISABLE_JIT.value:
+            # The compiled call's slow path runs this eagerly under jax.disable_jit()
+            # (see fast_call): run the Python body op by op, as __call__ does.
+            from .eager import gradient_eager
+
+            return gradient_eager(self, args, kwargs)
         name = self.name
         self.argnums.check_range(name, len(args))
         gs = self.grad_states

@@ -66,6 +66,7 @@ __all__ = [
     "Stale",
     "make_call_function",
     "plan_function",
+    "receiver_view",
     "reset",
     "set_plan",
     "simple_parameters",
@@ -122,9 +123,14 @@ def simple_parameters(fun: Callable[..., Any]) -> tuple[str, ...] | None:
 
 
 class _Shape:
-    """How the generated function receives and forwards its arguments."""
+    """How the generated function receives and forwards its arguments.
 
-    def __init__(self, params: Sequence[str] | None) -> None:
+    A ``receiver`` is a leading parameter that is taken and not forwarded
+    (see :func:`receiver_view`).
+    """
+
+    def __init__(self, params: Sequence[str] | None, receiver: str | None = None) -> None:
+        self.params = params
         if params is None:
             self.signature = "*args, **kwargs"
             self.forward = ["*args", "**kwargs"]
@@ -134,6 +140,8 @@ class _Shape:
             self.forward = list(params)
             packed = "(" + "".join(f"{p}, " for p in params) + ")"
             self.packed = f"{packed}, {{}}"
+        if receiver is not None:
+            self.signature = f"{receiver}, {self.signature}" if params else receiver
 
 
 @functools.lru_cache(maxsize=512)
@@ -192,7 +200,35 @@ def make_call_function(
     )
     globs["_sj_shape"] = shape = _Shape(None if params is None else tuple(params))
     globs["_sj_names"] = ()
-    return _function(_no_plan_source(shape), globs, name, f"<statejax call {name}>")
+    fn = _function(_no_plan_source(shape), globs, name, f"<statejax call {name}>")
+    #: The functions generated from these globals, each with its shape (see receiver_view).
+    globs["_sj_views"] = [(fn, shape, name)]
+    return fn
+
+
+def receiver_view(
+    fn: types.FunctionType, receiver: str, name: str | None = None
+) -> types.FunctionType:
+    """Return a function that runs what ``fn`` runs, after a leading ``receiver`` parameter.
+
+    The receiver is taken and ignored: made a class's ``__call__``, the view
+    is called with the instance first, and the call costs one Python frame
+    where a ``__call__`` forwarding to ``fn`` costs two. It shares ``fn``'s
+    globals and follows its plans (:func:`set_plan` and :func:`reset`
+    regenerate both); it takes the slow path until the next :func:`set_plan`.
+    ``fn`` must take its plain positional parameters (see
+    :func:`make_call_function`'s ``params``). ``name`` (default: ``fn``'s) is
+    what Python's own errors call the view, say ``"Model.__call__"``.
+    """
+    globs = fn.__globals__
+    main = globs["_sj_shape"]
+    if main.params is None or receiver in main.params:
+        raise ValueError(f"receiver_view: {fn.__name__} has no plain positional signature")
+    shape = _Shape(main.params, receiver)
+    name = name or fn.__name__
+    view = _function(_no_plan_source(shape), globs, name, f"<statejax call {fn.__name__}>")
+    globs["_sj_views"].append((view, shape, name))
+    return view
 
 
 def _drop_names(globs: dict[str, Any]) -> None:
@@ -202,11 +238,11 @@ def _drop_names(globs: dict[str, Any]) -> None:
 
 
 def reset(fn: types.FunctionType) -> None:
-    """Make ``fn`` call its slow path again, releasing its current plan."""
+    """Make ``fn`` (and its views) call the slow path again, releasing the current plan."""
     globs = fn.__globals__
-    fn.__code__ = _function(
-        _no_plan_source(globs["_sj_shape"]), globs, fn.__name__, f"<statejax call {fn.__name__}>"
-    ).__code__
+    label = f"<statejax call {fn.__name__}>"
+    for view, shape, name in globs["_sj_views"]:
+        view.__code__ = _function(_no_plan_source(shape), globs, name, label).__code__
     _drop_names(globs)
 
 
@@ -257,13 +293,16 @@ def set_plan(fn: types.FunctionType, plan: StatePlan) -> None:
     """
     globs = fn.__globals__
     gen = globs["_sj_generation"] = globs.get("_sj_generation", 0) + 1
-    shape: _Shape = globs["_sj_shape"]
-    lines, names = _body(plan, f"_sj_p{gen}_", shape, f"_sj_other({shape.packed})")
-    source = "\n".join([f"def call({shape.signature}):", *lines])
-    code = _function(source, globs, fn.__name__, f"<statejax call {fn.__name__}>").__code__
+    codes = []
+    names: dict[str, Any] = {}
+    for _, shape, name in globs["_sj_views"]:  # fn first; every view has the same names
+        lines, names = _body(plan, f"_sj_p{gen}_", shape, f"_sj_other({shape.packed})")
+        source = "\n".join([f"def call({shape.signature}):", *lines])
+        codes.append(_function(source, globs, name, f"<statejax call {fn.__name__}>"))
     old = globs["_sj_names"]
     globs.update(names)
-    fn.__code__ = code
+    for (view, _, _), made in zip(globs["_sj_views"], codes, strict=True):
+        view.__code__ = made.__code__
     globs["_sj_names"] = tuple(names)
     for key in old:
         if key not in names:

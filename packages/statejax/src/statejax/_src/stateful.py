@@ -18,6 +18,7 @@ from .fastpath import (
     MISS,
     make_call_function,
     plan_function,
+    receiver_view,
     reset,
     set_plan,
     simple_parameters,
@@ -334,6 +335,36 @@ class StatefulFunction(BrainstateMethods):
     # -------------------------------------------------------------- calling
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._call(*args, **kwargs)
+
+    def receiver_call(self, name: str | None = None) -> Callable[..., Any] | None:
+        """This function's compiled call with a leading parameter that it ignores, or ``None``.
+
+        For a class whose instances each own one stateful function: made the
+        ``__call__`` of an instance's own class, ``obj(*args)`` runs
+        ``self(*args)`` in one Python frame, where a ``__call__`` that
+        forwards costs two. ``None`` when the call does not take plain
+        positional parameters (see ``call_signature``). ``name`` is what
+        Python's own errors call it (default: the function's name).
+
+        Example:
+            >>> import jax.numpy as jnp, stategraph as sg, statejax as sj
+            >>> count = sg.ShortTermState(jnp.array(0.0))
+            >>> def step(dx):
+            ...     count.value = count.value + dx
+            ...     return count.value
+            >>> sf = sj.StatefulFunction(step)
+            >>> Counter = type("Counter", (), {"__call__": sf.receiver_call("Counter.__call__")})
+            >>> float(Counter()(2.0)), float(count.value)
+            (2.0, 2.0)
+        """
+        with self._lock:
+            try:
+                view = receiver_view(self._call, "_sj_receiver", name)
+            except ValueError:
+                return None
+            if self._plan is not None:
+                set_plan(self._call, self._plan)
+        return view
 
     def _install(self, plan: StatePlan) -> None:
         """Make ``plan`` reachable from the generated hot path."""
