@@ -11,8 +11,8 @@ place is never answered from the old entry.
 from __future__ import annotations
 
 import gc
-import threading
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 
 import jax
 import jax.numpy as jnp
@@ -250,27 +250,19 @@ def test_disable_jit_runs_the_python_body_after_a_hit():
 
 def test_quick_hits_from_many_threads():
     w = sg.ParamState(jnp.array([1.0, 2.0]), name="w")
-    errors: list[BaseException] = []
 
-    def worker(k: int) -> None:
+    def work(k: int) -> None:
         def f(x):
             return w.value * x * k
 
-        try:
-            for _ in range(20):
-                _, ty = sd.jvp(f, (1.0,), (1.0,))
-                np.testing.assert_allclose(ty, w.value * k)
-                _, fn = sd.vjp(f, 1.0, grad_states={"w": w}, argnums=None)
-                np.testing.assert_allclose(fn(jnp.ones(2))["w"], k * jnp.ones(2))
-        except BaseException as e:  # noqa: BLE001 (reported below)
-            errors.append(e)
+        for _ in range(20):
+            _, ty = sd.jvp(f, (1.0,), (1.0,))
+            np.testing.assert_allclose(ty, w.value * k)
+            _, fn = sd.vjp(f, 1.0, grad_states={"w": w}, argnums=None)
+            np.testing.assert_allclose(fn(jnp.ones(2))["w"], k * jnp.ones(2))
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(1, 5)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(work, range(1, 5)))  # re-raises a worker's error
     assert not isinstance(w.value, jax.core.Tracer)
     gc.collect()
     assert weak_cache.size() == 0 and _tables() == 0  # the threads' functions are gone

@@ -12,6 +12,7 @@ import gc
 import inspect
 import threading
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 
 import jax
 import jax.numpy as jnp
@@ -148,22 +149,14 @@ def test_view_from_many_threads():
     sf = sj.StatefulFunction(f)
     obj = _counter_class(sf)()
     obj(0.0)
-    errors: list[BaseException] = []
     lock = threading.Lock()
 
-    def worker() -> None:
-        try:
-            for _ in range(50):
-                with lock:  # the increments are serialised; the calls' machinery is not
-                    obj(1.0)
-                assert not isinstance(s.value, jax.core.Tracer)
-        except BaseException as e:  # noqa: BLE001 (reported below)
-            errors.append(e)
+    def work(_: int) -> None:
+        for _ in range(50):
+            with lock:  # the increments are serialised; the calls' machinery is not
+                obj(1.0)
+            assert not isinstance(s.value, jax.core.Tracer)
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(work, range(1, 5)))  # re-raises a worker's error
     assert float(s.value) == 200.0
