@@ -169,8 +169,8 @@ def _vjp_argnums(argnums: Any, n: int) -> Any:
         return None
     if type(argnums) is int and 0 <= argnums < n:
         return argnums
-    if isinstance(argnums, bool) or (
-        isinstance(argnums, (tuple, list)) and any(isinstance(i, bool) for i in argnums)
+    if isinstance(argnums, (bool, np.bool_)) or (
+        isinstance(argnums, (tuple, list)) and any(isinstance(i, (bool, np.bool_)) for i in argnums)
     ):
         # Raise here: as cache keys, False and 0 (or True and 1) are the same.
         Argnums(_API, argnums, default_zero=False)
