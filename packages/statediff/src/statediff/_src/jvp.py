@@ -268,6 +268,5 @@ def jvp(
     # The transform normalises the flags; as keys, 1 and True (or np.True_) are the same.
     options = (argnums, has_aux, check_states)
     transform = cached(_build, "jvp", fun, grad_states, options)
-    if DISABLE_JIT.value:  # under jax.disable_jit(): run the Python body, op by op
-        return transform._drive(primals, tangents, state_tangents)
+    # (Under jax.disable_jit() the compiled call's slow path runs _drive, the Python body.)
     return transform._driver._call(primals, tangents, state_tangents)

@@ -12,7 +12,6 @@ from typing import Any
 
 import jax
 
-from .jax_compat import DISABLE_JIT
 from .jvp import all_positions
 from .pure_call import DiffTransform, make_call
 from .residual_fn import residual_function, residual_of
@@ -229,6 +228,5 @@ def linearize(
     # The transform normalises the flags; as keys, 1 and True (or np.True_) are the same.
     options = (argnums, has_aux, check_states)
     transform = cached(_build, "linearize", fun, grad_states, options)
-    if DISABLE_JIT.value:  # under jax.disable_jit(): run the Python body, op by op
-        return transform._drive(*primals)
+    # (Under jax.disable_jit() the compiled call's slow path runs _drive, the Python body.)
     return transform._driver._call(*primals)

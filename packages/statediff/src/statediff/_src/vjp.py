@@ -12,7 +12,6 @@ from typing import Any
 import jax
 import numpy as np
 
-from .jax_compat import DISABLE_JIT
 from .options import Argnums
 from .pure_call import DiffTransform, make_call
 from .residual_fn import residual_function, residual_of
@@ -296,6 +295,5 @@ def vjp(
     # The transform normalises the flags; as keys, 1 and True (or np.True_) are the same.
     options = (eff, has_aux, check_states)
     transform = cached(_build, "vjp", fun, grad_states, options)
-    if DISABLE_JIT.value:  # under jax.disable_jit(): run the Python body, op by op
-        return transform._drive(*primals)
+    # (Under jax.disable_jit() the compiled call's slow path runs _drive, the Python body.)
     return transform._driver._call(*primals)
