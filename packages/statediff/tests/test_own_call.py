@@ -18,6 +18,7 @@ import pytest
 
 import statediff as sd
 import stategraph as sg
+import statejax as sj
 
 
 def _model():
@@ -127,3 +128,29 @@ def test_own_call_from_many_threads():
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(work, range(1, 5)))  # re-raises a worker's error
     assert not isinstance(w.value, jax.core.Tracer)
+
+
+def test_under_sj_jit_the_body_is_traced_once_into_the_enclosing_trace():
+    runs = []
+    w = sg.ParamState(jnp.array([1.0, 2.0]), name="w")
+
+    def loss(x):
+        runs.append(1)
+        return jnp.sum(jnp.sin(w.value * x))
+
+    g = sd.grad(loss, grad_states=w)
+
+    @sj.jit
+    def step(x):
+        w.value = w.value - 0.1 * g(x)
+        return w.value
+
+    pure_grad = jax.grad(lambda v, x: jnp.sum(jnp.sin(v * x)))
+    wv = w.value
+    for _ in range(3):
+        x = jnp.array([0.5, -0.5])
+        got = step(x)
+        wv = wv - 0.1 * pure_grad(wv, x)
+        np.testing.assert_allclose(got, wv, rtol=1e-6)
+    assert len(runs) == 1  # one trace of step, straight through the transform's driver
+    assert g._driver._lifted == {}

@@ -73,7 +73,9 @@ class DiffTransform:
         self.check_states = bool(check_states)
         self._lifted = StatefulFunction(target, api=name)
         shown = target if positional_calls else None
-        self._driver = StatefulFunction(self._drive, api=name, call_signature=shown)
+        self._driver = StatefulFunction(
+            self._drive, api=name, call_signature=shown, trace_inline=True
+        )
         functools.update_wrapper(self, target, updated=())
 
     def _drive(self, *args: Any, **kwargs: Any) -> Any:

@@ -134,7 +134,9 @@ class GradientTransform:
         # packing per call). With argnums, a keyword argument must stay one (not
         # differentiated, as in jax.grad), so the call keeps (*args, **kwargs).
         plain = None if self.argnums.given else target
-        self._driver = StatefulFunction(self._drive, api=name, call_signature=plain)
+        self._driver = StatefulFunction(
+            self._drive, api=name, call_signature=plain, trace_inline=True
+        )
         functools.update_wrapper(self, target, updated=())
         with_plain_call(self, GradientTransform)
 

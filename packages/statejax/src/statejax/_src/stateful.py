@@ -82,6 +82,13 @@ class StatefulFunction(BrainstateMethods):
             positional signature (if it has one) the compiled call then takes
             (no ``*args``/``**kwargs`` packing per call; see
             ``statejax._src.fastpath``).
+        trace_inline: Under an enclosing stateful trace (``sj.jit``, ``sj.vmap``,
+            ``sj.scan``, ...), run ``fun`` straight in that trace, as a plain
+            function would run, instead of tracing it to its own cached jaxpr
+            and staging that (which copies every equation once more). For a
+            wrapper that is traced anew per enclosing trace anyway (the
+            derivative drivers of ``statediff``); ignored with ``jit_kwargs``
+            or ``donate_states``.
         **brainstate_options: brainstate's ``name=`` and ``return_only_write=``
             (see :class:`~statejax._src.stateful_methods.BrainstateMethods`).
 
@@ -113,6 +120,7 @@ class StatefulFunction(BrainstateMethods):
         name: str | None = None,
         api: str = "StatefulFunction",
         call_signature: Callable[..., Any] | None = None,
+        trace_inline: bool = False,
         **brainstate_options: Any,
     ) -> None:
         if not callable(fun):
@@ -130,6 +138,7 @@ class StatefulFunction(BrainstateMethods):
         self.donate_states = bool(donate_states)
         self.name = name
         self._jit_kwargs = dict(jit_kwargs or {})
+        self._trace_inline = bool(trace_inline) and not self._jit_kwargs and not donate_states
         self._lock = threading.RLock()
         functools.update_wrapper(self, fun, updated=())
         shown = fun if call_signature is None else call_signature
@@ -394,7 +403,10 @@ class StatefulFunction(BrainstateMethods):
             # As jax.jit under jax.disable_jit(): run the Python body op by op,
             # reading and writing the states eagerly.
             return self.fun(*args, **kwargs)
-        managed = bool(open_traces()) or not is_eager()
+        traces = open_traces()
+        if traces and self._trace_inline:
+            return self.fun(*args, **kwargs)  # the enclosing trace records its reads and writes
+        managed = bool(traces) or not is_eager()
         lifted = self.trace(*args, **kwargs)
         if not managed:
             # The states' values are typed by their dtypes from now on (see ``weak``).
