@@ -11,7 +11,6 @@ from typing import Any
 
 import jax
 
-from .jax_compat import DISABLE_JIT
 from .pure_call import DiffTransform, make_call
 from .tangents import arg_tangents, state_tangents
 from .units_hook import units_backend
@@ -110,8 +109,7 @@ class JVPTransform(DiffTransform):
                 f"of the function, got {type(primals).__name__} {primals!r}. Fix: e.g. "
                 "primals=(x,) for a function of one argument."
             )
-        if DISABLE_JIT.value:  # under jax.disable_jit(): run the Python body, op by op
-            return self._drive(tuple(primals), tangents, state_tangents)
+        # Under jax.disable_jit() the compiled call's slow path runs _drive, the Python body.
         return self._driver._call(tuple(primals), tangents, state_tangents)
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:

@@ -82,8 +82,7 @@ class DiffTransform:
         raise NotImplementedError
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if DISABLE_JIT.value:  # under jax.disable_jit(): run the Python body, op by op
-            return self._drive(*args, **kwargs)
+        # Under jax.disable_jit() the compiled call's slow path runs _drive, the Python body.
         return self._driver._call(*args, **kwargs)
 
     def clear_cache(self) -> None:
